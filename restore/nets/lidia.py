@@ -1,0 +1,212 @@
+"""LIDIA: a lightweight patch-based, non-local denoising network.
+
+Re-implemented from Vaksman, Elad & Milanfar (CVPR-W 2020); facts in
+``shared/specs/lidia.md``. For every pixel position the network gathers the
+k nearest patches at two scales (full resolution and a blurred, dilated
+scale), filters each stack with separable layers, runs an aggregation branch
+that folds intermediate patch estimates into an image and cuts them again,
+predicts the noise of the centre patch and averages the denoised patches
+back with variance-dependent weights.
+
+Input and output are in model units: [-1, 1] range with the per-channel mean
+removed (see ``restore.restorers.lidia`` for the conversion).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from restore.nets.lidia_layers import MixedSeparable, NeighbourWeights, Separable
+from restore.nets.patch_search import knn_search, luminance
+
+# Value used to pad the search images: far from any pixel value, so that
+# patches outside the image are never chosen as neighbours.
+OUTSIDE = -4.0
+
+
+@dataclass(frozen=True)
+class LidiaConfig:
+    """Architecture hyper-parameters (the JSON config shipped with the weights)."""
+
+    channels: int = 1
+    patch: int = 7
+    width: int = 64
+    k: int = 14
+    window: int = 14
+    light: bool = True  # LIDIA-S: without the mixed-in second blocks
+
+    @classmethod
+    def gray(cls, light: bool = True) -> "LidiaConfig":
+        return cls(channels=1, patch=7, width=64, light=light)
+
+    @classmethod
+    def color(cls, light: bool = True) -> "LidiaConfig":
+        return cls(channels=3, patch=5, width=80, light=light)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @property
+    def n(self) -> int:
+        """Values per patch (all channels)."""
+        return self.channels * self.patch**2
+
+
+@dataclass
+class _Scale:
+    """Search results and patch table of one scale."""
+
+    image: torch.Tensor  # padded search image B x C x Hs x Ws
+    dist: torch.Tensor  # B x k x Hq x Wq
+    index: torch.Tensor  # k x B*Hq*Wq, into ``table``
+    table: torch.Tensor  # B*Ls x n: every patch of ``image``
+    dilation: int
+
+
+class LidiaBranch(nn.Module):
+    """Part 1 and the aggregation branch of one scale."""
+
+    def __init__(self, cfg: LidiaConfig):
+        super().__init__()
+        n, v, k = cfg.n, cfg.width, cfg.k
+        self.weights = NeighbourWeights(k)
+        self.first = Separable(n, v, k, k)
+        self.second = None if cfg.light else MixedSeparable(Separable(v, v, k, k, bn=True))
+        self.to_patch = Separable(v, n, k, 1, relu=False)
+        self.from_patch = Separable(n, v, 1, k)
+
+    def features(self, patches: torch.Tensor, dist: torch.Tensor) -> torch.Tensor:
+        """k x N x n neighbour patches and N x k distance features -> k x N x v."""
+        w = self.weights(dist).t().unsqueeze(-1)
+        x = self.first(patches * w)
+        return x if self.second is None else self.second(x)
+
+
+class Lidia(nn.Module):
+    """The LIDIA denoiser (noise level fixed by training)."""
+
+    def __init__(self, cfg: LidiaConfig):
+        super().__init__()
+        self.cfg = cfg
+        k, v = cfg.k, cfg.width
+        self.branches = nn.ModuleList([LidiaBranch(cfg), LidiaBranch(cfg)])
+        self.joint = Separable(v, v, 4 * k, 4 * k, bn=True)
+        self.joint2 = None if cfg.light else MixedSeparable(Separable(v, v, 4 * k, 4 * k, bn=True))
+        self.out = Separable(v, cfg.n, 4 * k, 1, relu=False)
+        self.beta = nn.Parameter(torch.tensor(0.5))
+
+    # ---- geometry -------------------------------------------------------
+    @property
+    def span(self) -> int:
+        return self.cfg.patch - 1
+
+    def _scales(self, y: torch.Tensor) -> list[_Scale]:
+        p, w = self.cfg.patch, self.cfg.window
+        s = self.span
+        # Scale 0: reflect so that every pixel is covered by all p*p patches.
+        y0 = F.pad(F.pad(y, [s] * 4, mode="reflect"), [w] * 4, value=OUTSIDE)
+        # Scale 1: blurred, dilated patches centred on the same pixels as scale 0.
+        y1 = _blur(F.pad(y, [s + s // 2 + 1] * 4, mode="reflect"))
+        y1 = F.pad(y1, [2 * w] * 4, value=OUTSIDE)
+        return [self._search(y0, 1), self._search(y1, 2)]
+
+    def _search(self, image: torch.Tensor, dilation: int) -> _Scale:
+        cfg = self.cfg
+        dist, index = knn_search(luminance(image), cfg.patch, cfg.window, cfg.k, dilation)
+        b, k = index.shape[:2]
+        table = F.unfold(image, cfg.patch, dilation=dilation)  # B x n x Ls
+        ls = table.shape[-1]
+        table = table.transpose(1, 2).reshape(b * ls, -1)
+        offsets = (torch.arange(b, device=image.device) * ls).view(b, 1, 1, 1)
+        index = (index + offsets).permute(1, 0, 2, 3).reshape(k, -1)
+        dist = dist.permute(0, 2, 3, 1).reshape(-1, k)
+        return _Scale(image, dist, index, table, dilation)
+
+    # ---- network stages -------------------------------------------------
+    def _distance_features(self, sc: _Scale, patches: torch.Tensor, sl: slice) -> torch.Tensor:
+        centre_var = patches[0].var(dim=1, unbiased=False) * self.cfg.n
+        return torch.cat([sc.dist[sl, 1:], centre_var[:, None]], dim=1)
+
+    def _part1(self, scales: list[_Scale], sl: slice) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Features and aggregation-branch patch estimates for positions ``sl``."""
+        feats, estimates = [], []
+        for branch, sc in zip(self.branches, scales):
+            patches = sc.table[sc.index[:, sl]]
+            x = branch.features(patches, self._distance_features(sc, patches, sl))
+            feats.append(x)
+            estimates.append(branch.to_patch(x)[0])
+        return feats, estimates
+
+    def _fold_unfold(self, est: torch.Tensor, sc: _Scale, b: int, hq: int, wq: int) -> torch.Tensor:
+        """Average overlapping patch estimates into an image, then cut the patches again."""
+        p, d = self.cfg.patch, sc.dilation
+        size = (hq + (p - 1) * d, wq + (p - 1) * d)
+        cols = est.view(b, hq * wq, -1).transpose(1, 2)
+        img = F.fold(cols, size, p, dilation=d)
+        count = F.fold(torch.ones_like(cols[:1]), size, p, dilation=d)
+        cols = F.unfold(img / count, p, dilation=d)
+        return cols.transpose(1, 2).reshape(b * hq * wq, -1)
+
+    def _part2(self, feats, agg_patches, sl: slice) -> torch.Tensor:
+        aggs = [br.from_patch(a[sl].unsqueeze(0)) for br, a in zip(self.branches, agg_patches)]
+        z = self.joint(feats + aggs)
+        if self.joint2 is not None:
+            z = self.joint2(z)
+        return self.out(z)[0]
+
+    def _aggregate(self, patches: torch.Tensor, b: int, h: int, w: int) -> torch.Tensor:
+        """Weighted overlap-add of the denoised patches, cropped back to h x w."""
+        p, s = self.cfg.patch, self.span
+        hq, wq = h + s, w + s
+        wgt = torch.exp(-self.beta.abs() * patches.var(dim=1, unbiased=False, keepdim=True))
+        cols = (patches * wgt).view(b, hq * wq, -1).transpose(1, 2)
+        wcols = wgt.view(b, hq * wq, 1).transpose(1, 2).expand(-1, p * p, -1)
+        size = (h + 2 * s, w + 2 * s)
+        num = F.fold(cols, size, p)
+        den = F.fold(wcols.contiguous(), size, p)
+        return (num / den)[:, :, s : s + h, s : s + w]
+
+    def forward(self, y: torch.Tensor, chunk: int | None = None) -> torch.Tensor:
+        """Denoise ``y`` (B x C x H x W, model units); ``chunk`` bounds positions per pass."""
+        b, _, h, w = y.shape
+        hq, wq = h + self.span, w + self.span
+        scales = self._scales(y)
+        total = b * hq * wq
+        step = total if chunk is None else chunk
+        slices = [slice(i, min(i + step, total)) for i in range(0, total, step)]
+        parts = [self._part1(scales, sl) for sl in slices]
+        feats = [torch.cat([pt[0][j] for pt in parts], dim=1) for j in range(2)]
+        ests = [torch.cat([pt[1][j] for pt in parts], dim=0) for j in range(2)]
+        agg = [self._fold_unfold(e, sc, b, hq, wq) for e, sc in zip(ests, scales)]
+        del parts, ests
+        centre = scales[0].table[scales[0].index[0]]
+        out = torch.cat([self._part2([f[:, sl] for f in feats], agg, sl) for sl in slices], dim=0)
+        return self._aggregate(centre - out, b, h, w)
+
+    def fold_batchnorm(self) -> "Lidia":
+        """Fold every BatchNorm into the preceding linear map; call after ``eval()``."""
+        for m in self.modules():
+            if m is not self and hasattr(m, "fold_batchnorm"):
+                m.fold_batchnorm()
+        return self
+
+
+def _blur(x: torch.Tensor) -> torch.Tensor:
+    """Valid convolution with the outer product of [1/4, 1/2, 1/4] (per channel)."""
+    c = x.shape[1]
+    k1 = x.new_tensor([0.25, 0.5, 0.25])
+    kernel = (k1[:, None] * k1[None, :]).expand(c, 1, 3, 3)
+    return F.conv2d(x, kernel, groups=c)
+
+
+def flops_per_pixel(cfg: LidiaConfig) -> float:
+    """Multiply-adds x 2 of the network per output pixel (search excluded)."""
+    n, v, k = cfg.n, cfg.width, cfg.k
+    sep = lambda vi, vo, ki, ko: ki * vi * vo + ko * ki * (vo if ko >= ki else vi)  # noqa: E731
+    per_scale = sep(n, v, k, k) + sep(v, n, k, 1) + sep(n, v, 1, k) + (0 if cfg.light else sep(v, v, k, k))
+    joint = sep(v, v, 4 * k, 4 * k) * (1 if cfg.light else 2) + sep(v, n, 4 * k, 1)
+    mlp = 7 * k * k
+    return 2.0 * (2 * (per_scale + mlp) + joint)

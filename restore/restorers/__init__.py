@@ -1,0 +1,7 @@
+"""The restorers, registered by name on import."""
+from __future__ import annotations
+
+from restore.restorers.base import Restoration, Restorer, available, load, names_for_task, register
+from restore.restorers import lidia, nlm  # noqa: F401  (registration side effects)
+
+__all__ = ["Restoration", "Restorer", "available", "load", "names_for_task", "register"]

@@ -1,0 +1,156 @@
+"""The LIDIA restorer: shipped networks, noise-level handling, instance adaptation."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import torch
+
+from restore.errors import RestoreError
+from restore.nets.lidia import Lidia, LidiaConfig
+from restore.operators.base import Operator
+from restore.operators.noise_level import estimate_sigma
+from restore.restorers.adaptation import AdaptationSettings, adapt
+from restore.restorers.base import Restoration, Restorer, register
+from restore.tiling import tiled_apply
+from restore.weights import WEIGHTS_DIR, load_model_files, read_manifest
+
+# Smallest image side LIDIA accepts: one 7x7 patch (the reflect padding needs p - 1 < side).
+MIN_SIDE = 8
+# Input context an output pixel depends on: patch, both search windows, the
+# dilated scale and the aggregation branch (the paper trains with 38 px).
+HALO = 40
+
+
+def shipped_models(folder: Path | None = None) -> dict[str, dict[float, str]]:
+    """{"gray"|"color": {sigma_255: weights name}} from the manifest."""
+    models = read_manifest(folder).get("models", {})
+    out: dict[str, dict[float, str]] = {"gray": {}, "color": {}}
+    for name, card in models.items():
+        if card.get("restorer") == "lidia":
+            out[card["color"]][float(card["sigma"])] = name
+    return out
+
+
+@register("lidia")
+class LidiaRestorer(Restorer):
+    """LIDIA denoiser (Vaksman, Elad & Milanfar 2020), LIDIA-S architecture.
+
+    One network per noise level and colour mode; other noise levels use the
+    nearest network with the image rescaled so that its noise matches the
+    network's (exact for the noise, a mild contrast change for the image).
+
+    Args:
+        device: torch device to run on.
+        adapt: None, "internal" (self-supervised on the noisy image) or "external".
+        adapt_ref: clean reference image (1 x C x H x W tensor in [0, 1]) for "external".
+        adapt_settings: steps, learning rate, crop size of the adaptation.
+        tile: images with more pixels than tile**2 are processed in tiles of this side.
+        chunk: pixel positions per network pass (bounds memory).
+        weights_dir: where the shipped weights live.
+    """
+
+    name = "lidia"
+    tasks = ("denoise",)
+    channels = (1, 3)
+    description = "LIDIA-S patch/non-local learned denoiser with instance adaptation"
+    halo = HALO
+
+    def __init__(
+        self,
+        device: str | torch.device = "cpu",
+        adapt: str | None = None,
+        adapt_ref: torch.Tensor | None = None,
+        adapt_settings: AdaptationSettings | None = None,
+        tile: int = 384,
+        chunk: int = 16384,
+        weights_dir: Path | None = None,
+        **_: object,
+    ) -> None:
+        if adapt not in (None, "none", "internal", "external"):
+            raise RestoreError(f"adapt must be 'internal' or 'external', got '{adapt}'")
+        if adapt == "external" and adapt_ref is None:
+            raise RestoreError("external adaptation needs a clean reference image (--adapt-ref FILE)")
+        self.device = torch.device(device)
+        self.adapt = None if adapt == "none" else adapt
+        self.adapt_ref = adapt_ref
+        self.adapt_settings = adapt_settings or AdaptationSettings.for_mode(self.adapt or "internal")
+        self.tile = tile
+        self.chunk = chunk
+        self.weights_dir = weights_dir or WEIGHTS_DIR
+        self._catalogue = shipped_models(self.weights_dir)
+        self._cache: dict[str, tuple[dict, LidiaConfig]] = {}
+
+    # ---- weights --------------------------------------------------------
+    def pick_model(self, color: str, sigma_255: float) -> tuple[str, float]:
+        """Name and training sigma of the network nearest (in log sigma) to ``sigma_255``."""
+        table = self._catalogue.get(color, {})
+        if not table:
+            raise RestoreError(f"no shipped LIDIA weights for {color} images in {self.weights_dir}")
+        best = min(table, key=lambda s: abs(math.log(s) - math.log(max(sigma_255, 1e-3))))
+        return table[best], best
+
+    def _network(self, name: str) -> tuple[dict, LidiaConfig]:
+        if name not in self._cache:
+            state, doc = load_model_files(name, self.weights_dir)
+            self._cache[name] = (state, LidiaConfig(**doc["config"]))
+        return self._cache[name]
+
+    def _build(self, name: str) -> Lidia:
+        state, cfg = self._network(name)
+        net = Lidia(cfg)
+        net.load_state_dict(state)
+        return net.to(self.device).eval()
+
+    # ---- restore --------------------------------------------------------
+    def _restore(self, y: torch.Tensor, operator: Operator, *, generator: torch.Generator | None) -> Restoration:
+        if min(y.shape[-2:]) < MIN_SIDE:
+            raise RestoreError(f"image {y.shape[-2]}x{y.shape[-1]} is smaller than LIDIA's minimum {MIN_SIDE}x{MIN_SIDE}")
+        outputs, infos = [], []
+        for b in range(y.shape[0]):
+            image, info = self._restore_one(y[b : b + 1], operator.sigma, generator)
+            outputs.append(image)
+            infos.append(info)
+        info = infos[0] if len(infos) == 1 else {"per_image": infos}
+        return Restoration(image=torch.cat(outputs), info=info)
+
+    def _restore_one(self, y: torch.Tensor, sigma: float, generator: torch.Generator | None) -> tuple[torch.Tensor, dict]:
+        estimated = sigma <= 0
+        if estimated:
+            sigma = estimate_sigma(y)
+        sigma_255 = sigma * 255
+        if not math.isfinite(sigma_255) or sigma_255 <= 0:
+            raise RestoreError(f"noise level must be positive, got sigma={sigma_255:.3g}")
+        color = "gray" if y.shape[1] == 1 else "color"
+        name, net_sigma = self.pick_model(color, sigma_255)
+        net = self._build(name)
+        if self.adapt:
+            net = self._adapted(net, y, sigma, net_sigma / 255, generator)
+        net.fold_batchnorm()
+        image = self._denoise(net, y, sigma, net_sigma / 255)
+        info = {"sigma": round(sigma_255, 2), "sigma_estimated": estimated, "weights": name, "adapt": self.adapt or "none"}
+        return image, info
+
+    def _adapted(self, net: Lidia, y: torch.Tensor, sigma: float, net_sigma: float, generator) -> Lidia:
+        if self.adapt == "internal":
+            first = net.__class__(net.cfg)
+            first.load_state_dict(net.state_dict())
+            first = first.to(self.device).eval().fold_batchnorm()
+            target = self._denoise(first, y, sigma, net_sigma).clamp(0, 1)
+            target = torch.round(target * 255) / 255  # the paper adapts on the 8-bit estimate
+        else:
+            target = self.adapt_ref.to(self.device)
+            if target.shape[1] != y.shape[1]:
+                raise RestoreError(f"--adapt-ref has {target.shape[1]} channels, the image has {y.shape[1]}")
+        return adapt(net, target, net_sigma, self.adapt_settings, generator)
+
+    @torch.inference_mode()
+    def _denoise(self, net: Lidia, y: torch.Tensor, sigma: float, net_sigma: float) -> torch.Tensor:
+        """Run ``net`` on y in model units: [-1, 1], mean removed, noise rescaled to the net's."""
+        y = y.to(self.device, torch.float32)
+        mean = (y * 2 - 1).mean(dim=(2, 3), keepdim=True)
+        gain = net_sigma / sigma
+        ym = ((y * 2 - 1) - mean) * gain
+        run = lambda t: net(t, chunk=self.chunk)  # noqa: E731
+        out = tiled_apply(run, ym, tile=self.tile, halo=HALO) if max(ym.shape[-2:]) > self.tile else run(ym)
+        return ((out / gain + mean + 1) / 2).cpu()

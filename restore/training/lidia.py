@@ -1,0 +1,157 @@
+"""Train a LIDIA denoiser for one noise level; the code behind weights/lidia-*.
+
+One command per shipped model, e.g.::
+
+    python -m restore.training.lidia --color gray --sigma 25 --data ../shared/data/Train400 \
+        --minutes 40 --out weights/lidia-gray-s25
+
+The learning rate follows a cosine over a wall-clock budget (``--minutes``)
+rather than a step count, so that a CPU run of a given length always ends
+with a fully decayed rate. ``--init`` warm-starts from other weights (how the
+sigma 15 and 50 models were fine-tuned from the sigma 25 one).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from restore.io import list_images, read_image
+from restore.nets.lidia import Lidia, LidiaConfig
+from restore.weights import load_state, save_model
+
+# The 68 CBSD68 / BSD68 scenes, which the colour model must never see.
+CBSD68_DIR = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "CBSD68"
+
+
+def load_training_images(folders: list[Path], channels: int, exclude: set[str]) -> list[torch.Tensor]:
+    """Read every image of ``folders`` (skipping ids in ``exclude``) as C x H x W in [0, 1]."""
+    images = []
+    for folder in folders:
+        for path in list_images(folder):
+            if path.stem in exclude:
+                continue
+            x = read_image(path).pixels[0]
+            if channels == 1 and x.shape[0] == 3:
+                x = (x * x.new_tensor([0.299, 0.587, 0.114]).view(3, 1, 1)).sum(0, keepdim=True)
+            if x.shape[0] != channels:
+                continue
+            images.append(x)
+    if not images:
+        raise SystemExit(f"no {channels}-channel training images in {folders}")
+    return images
+
+
+def random_batch(images: list[torch.Tensor], batch: int, size: int, rng: random.Random) -> torch.Tensor:
+    """``batch`` random crops with random flips and transposes (the dihedral group)."""
+    crops = []
+    for _ in range(batch):
+        img = images[rng.randrange(len(images))]
+        _, h, w = img.shape
+        i, j = rng.randrange(h - size + 1), rng.randrange(w - size + 1)
+        c = img[:, i : i + size, j : j + size]
+        if rng.random() < 0.5:
+            c = c.flip(-1)
+        if rng.random() < 0.5:
+            c = c.flip(-2)
+        if rng.random() < 0.5:
+            c = c.transpose(-1, -2)
+        crops.append(c)
+    return torch.stack(crops)
+
+
+def to_model_units(noisy: torch.Tensor, clean: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """[0, 1] -> [-1, 1] with the noisy image's per-channel mean removed from both."""
+    y, x = noisy * 2 - 1, clean * 2 - 1
+    mean = y.mean(dim=(2, 3), keepdim=True)
+    return y - mean, x - mean, mean
+
+
+def log_mse_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """log10 of the MSE, the paper's loss: scale-free across noise levels."""
+    return torch.log10(((pred - target) ** 2).mean())
+
+
+def train(args: argparse.Namespace) -> None:
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    rng = random.Random(args.seed)
+    cfg = LidiaConfig.gray() if args.color == "gray" else LidiaConfig.color()
+    exclude = {p.stem for p in list_images(CBSD68_DIR)} if CBSD68_DIR.exists() else set()
+    images = load_training_images([Path(d) for d in args.data], cfg.channels, exclude)
+    images = [im for im in images if min(im.shape[1:]) >= args.crop]
+    print(f"{len(images)} training images, {cfg}", flush=True)
+    model = Lidia(cfg)
+    if args.init:
+        model.load_state_dict(load_state(Path(args.init)))
+    opt = torch.optim.Adam(model.parameters(), lr=args.lr)
+    sigma = args.sigma / 255.0
+    start = time.time()
+    budget = args.minutes * 60
+    step, ema = 0, None
+    log = []
+    while (elapsed := time.time() - start) < budget:
+        lr = args.lr_min + 0.5 * (args.lr - args.lr_min) * (1 + math.cos(math.pi * elapsed / budget))
+        for group in opt.param_groups:
+            group["lr"] = lr
+        clean = random_batch(images, args.batch, args.crop, rng)
+        noisy = clean + sigma * torch.randn_like(clean)
+        y, x, _ = to_model_units(noisy, clean)
+        loss = log_mse_loss(model(y), x)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        step += 1
+        # PSNR in [0, 1] units from log10 MSE in [-1, 1] units: MSE01 = MSE/4.
+        psnr = -10 * (loss.item() - math.log10(4))
+        ema = psnr if ema is None else 0.98 * ema + 0.02 * psnr
+        if step % 25 == 0:
+            print(f"step {step} t={elapsed / 60:.1f}min lr={lr:.2e} train_psnr~{ema:.2f}", flush=True)
+            log.append({"step": step, "minutes": round(elapsed / 60, 2), "train_psnr_ema": round(ema, 3)})
+        if step % 200 == 0:
+            save_model(model, cfg.to_dict(), Path(args.out), meta=_meta(args, step, elapsed))
+    save_model(model, cfg.to_dict(), Path(args.out), meta=_meta(args, step, time.time() - start))
+    Path(args.out).with_suffix(".log.json").write_text(json.dumps(log))
+    print(f"done: {step} steps in {(time.time() - start) / 60:.1f} min -> {args.out}", flush=True)
+
+
+def _meta(args: argparse.Namespace, step: int, seconds: float) -> dict:
+    return {
+        "sigma": args.sigma,
+        "color": args.color,
+        "steps": step,
+        "train_seconds": round(seconds),
+        "batch": args.batch,
+        "crop": args.crop,
+        "lr": args.lr,
+        "init": args.init or "",
+        "data": ",".join(Path(d).name for d in args.data),
+        "threads": args.threads,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--color", choices=["gray", "color"], default="gray")
+    ap.add_argument("--sigma", type=float, required=True, help="noise std in 0-255 units")
+    ap.add_argument("--data", nargs="+", required=True, help="training image folders")
+    ap.add_argument("--out", required=True, help="output weights path without extension")
+    ap.add_argument("--minutes", type=float, default=30.0, help="wall-clock training budget")
+    ap.add_argument("--batch", type=int, default=4)
+    ap.add_argument("--crop", type=int, default=56)
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--lr-min", type=float, default=5e-5)
+    ap.add_argument("--init", default=None, help="weights to start from (.safetensors)")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=0)
+    train(ap.parse_args())
+
+
+if __name__ == "__main__":
+    main()
