@@ -7,12 +7,32 @@ from restore.errors import RestoreError
 from restore.io import IMAGE_EXTENSIONS, list_images
 
 
+EXAMPLE_PREFIX = "example:"
+
+
+def example_path(name: str) -> Path:
+    """A sample image bundled with scikit-image (``example:camera``, ``example:astronaut``, ...)."""
+    import skimage
+
+    folder = Path(skimage.__file__).parent / "data"
+    path = folder / f"{name}.png"
+    if not path.is_file():
+        names = sorted(p.stem for p in folder.glob("*.png"))
+        raise RestoreError(f"unknown example '{name}'; bundled examples: {', '.join(names)}")
+    return path
+
+
 def plan_outputs(inputs: Path, output: Path | None, suffix: str) -> list[tuple[Path, Path]]:
-    """(input, output) pairs for a file or a folder.
+    """(input, output) pairs for a file, a folder or a bundled ``example:NAME``.
 
     A file goes to ``output`` or, without one, to ``<stem>_<suffix><ext>`` beside it.
     A folder goes to the folder ``output`` (required), one file per image, same names.
+    An example needs ``output``: nothing is written inside the installed packages.
     """
+    if str(inputs).startswith(EXAMPLE_PREFIX):
+        if output is None:
+            raise RestoreError(f"an example input needs an output file: -o OUT.png (input {inputs})")
+        inputs = example_path(str(inputs)[len(EXAMPLE_PREFIX):])
     if not inputs.exists():
         raise RestoreError(f"input not found: {inputs}")
     if inputs.is_dir():

@@ -46,3 +46,15 @@ def build_operator(
     """The operator for a task with the CLI's units (sigma in 0-255)."""
     check_sigma(sigma_255)
     return make_operator(task, sigma=(sigma_255 or 0.0) / 255.0, kernel=kernel, scale=scale, mask=mask)
+
+
+def validate_options(task: str, *, sigma_255: float | None, kernel: str | None, scale: int | None, mask: str | None) -> None:
+    """Check the operator options once, before any image is read (fail fast, no partial output)."""
+    check_sigma(sigma_255)
+    if mask is not None and task != "inpaint":
+        raise RestoreError(f"--mask applies to the inpaint task only, not {task!r}")
+    if task == "inpaint":
+        if mask is None:
+            raise RestoreError("the inpaint task needs --mask FILE or --mask random:FRACTION")
+        return
+    build_operator(task, sigma_255=sigma_255, kernel=kernel, scale=scale, mask=None)

@@ -1,6 +1,7 @@
 """``restore denoise|deblur|sr|inpaint``: run a restorer over files or a folder."""
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import torch
 from tqdm import tqdm
 
 from restore.commands.files import plan_outputs
-from restore.commands.operator_options import build_operator, check_sigma, load_mask
+from restore.commands.operator_options import build_operator, load_mask, validate_options
 from restore.errors import RestoreError
 from restore.io import ImageData, read_image, write_image
 from restore.operators.noise_level import estimate_sigma
@@ -62,7 +63,7 @@ def check_device(device: str) -> None:
 def run_restore_job(job: RestoreJob) -> None:
     """Validate everything up front, then restore each image (skipping existing outputs)."""
     check_model(job.model, job.task)
-    check_sigma(job.sigma)
+    validate_options(job.task, sigma_255=job.sigma, kernel=job.kernel, scale=job.scale, mask=job.mask)
     check_device(job.device)
     if job.adapt_ref is not None and job.adapt is None:
         job.adapt = "external"
@@ -112,4 +113,4 @@ def _resize_alpha(img: ImageData, shape: torch.Size) -> np.ndarray | None:
 
 def _say(job: RestoreJob, message: str) -> None:
     if not job.quiet:
-        tqdm.write(message)
+        tqdm.write(message, file=sys.stderr)

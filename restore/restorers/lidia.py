@@ -15,11 +15,12 @@ from restore.restorers.base import Restoration, Restorer, register
 from restore.tiling import tiled_apply
 from restore.weights import WEIGHTS_DIR, load_model_files, read_manifest
 
-# Smallest image side LIDIA accepts: one 7x7 patch (the reflect padding needs p - 1 < side).
-MIN_SIDE = 8
+# Smallest image side LIDIA accepts: the scale-1 reflect padding (p - 1 + (p - 1) // 2 + 1
+# = 10 px for 7x7 patches) must be smaller than the image.
+MIN_SIDE = 16
 # Input context an output pixel depends on: patch, both search windows, the
-# dilated scale and the aggregation branch (the paper trains with 38 px).
-HALO = 40
+# dilated scale and the aggregation branch (56 px measured: tiles with it equal one call).
+HALO = 56
 
 
 def shipped_models(folder: Path | None = None) -> dict[str, dict[float, str]]:

@@ -32,8 +32,9 @@ from restore.restorers.base import Restoration, Restorer, register
 TEMPLATE_WINDOW = 5
 SEARCH_WINDOW = 21
 COLOR_MODES = ("rgb", "lab")
-# hColor / h for the Lab mode; chroma tolerates stronger smoothing than luma.
-_LAB_CHROMA_RATIO = 1.0 / 0.7
+# Lab mode strengths per unit sigma (tuned like h_for_sigma): luma, then chroma,
+# which tolerates stronger smoothing.
+_LAB_C_LUMA, _LAB_C_CHROMA = 0.7, 1.0
 
 
 def h_for_sigma(sigma_255: float, channels: int) -> float:
@@ -41,8 +42,8 @@ def h_for_sigma(sigma_255: float, channels: int) -> float:
 
     ``h = c * sigma``, with ``c`` falling slowly as sigma grows (the best c was
     about 1.05 / 0.97 / 0.85 for gray and 0.90 / 0.85 / 0.77 for color at sigma
-    15 / 25 / 50). The floor keeps c away from the sharp quality cliff OpenCV's
-    integer weights show below about 0.7 at sigma beyond the tuned range.
+    15 / 25 / 50). PSNR fell steeply for c below about 0.7 in tuning, so the
+    floor stops the rule extrapolating into that region beyond sigma 50.
 
     Args:
         sigma_255: noise standard deviation in 0-255 units, > 0.
@@ -93,7 +94,8 @@ class NLMRestorer(Restorer):
                 "nlm needs the noise level: pass an operator with sigma > 0 "
                 "(e.g. Denoise(sigma=25 / 255)); the CLI estimates it when not given"
             )
-        h = h_for_sigma(sigma_255, y.shape[1])
+        lab = y.shape[1] == 3 and self.color == "lab"
+        h = _LAB_C_LUMA * sigma_255 if lab else h_for_sigma(sigma_255, y.shape[1])
         # OpenCV works one 8-bit image at a time.
         out = torch.cat([self._denoise_one(y[i : i + 1], h) for i in range(y.shape[0])])
         return Restoration(image=out.to(y.device, y.dtype), info={"sigma": sigma_255, "h": h})
@@ -104,9 +106,10 @@ class NLMRestorer(Restorer):
             raise RestoreError("y contains NaN or inf values; nlm needs a finite image")
         u8 = to_numpy_image(y, np.uint8)  # clip to [0, 1], x255, round (see module docstring)
         if u8.ndim == 3 and self.color == "lab":
-            den = cv2.fastNlMeansDenoisingColored(
-                u8, None, h, h * _LAB_CHROMA_RATIO, TEMPLATE_WINDOW, SEARCH_WINDOW
-            )
+            h_color = h * _LAB_C_CHROMA / _LAB_C_LUMA
+            bgr = np.ascontiguousarray(u8[:, :, ::-1])  # OpenCV's Lab conversion expects BGR
+            den = cv2.fastNlMeansDenoisingColored(bgr, None, h, h_color, TEMPLATE_WINDOW, SEARCH_WINDOW)
+            den = np.ascontiguousarray(den[:, :, ::-1])
         else:
             den = cv2.fastNlMeansDenoising(u8, None, h, TEMPLATE_WINDOW, SEARCH_WINDOW)
         return from_numpy_image(den)

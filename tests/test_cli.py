@@ -1,0 +1,116 @@
+"""The command line: round trips, folders, skipping, and one-line errors with no output file."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from restore.cli import app
+from restore.io import read_image
+
+runner = CliRunner()
+
+
+def invoke(*args: str):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture()
+def clean_png(tmp_path, camera):
+    path = tmp_path / "clean.png"
+    cv2.imwrite(str(path), (camera[0, 0].numpy() * 255).round().astype(np.uint8))
+    return path
+
+
+def test_degrade_then_denoise_round_trip(tmp_path, clean_png):
+    noisy, out = tmp_path / "noisy.png", tmp_path / "out.png"
+    assert invoke("degrade", clean_png, "-o", noisy, "--task", "denoise", "--sigma", 25, "--seed", 0).exit_code == 0
+    result = invoke("denoise", noisy, "-o", out, "--model", "lidia")
+    assert result.exit_code == 0, result.output
+    assert "estimated noise sigma" in result.output
+    x, y, z = (read_image(p).pixels for p in (clean_png, noisy, out))
+    assert z.shape == x.shape
+    gain = 10 * np.log10(float(((y - x) ** 2).mean() / ((z - x) ** 2).mean()))
+    assert gain > 5
+
+
+def test_degrade_is_seeded_and_sr_shrinks(tmp_path, clean_png):
+    a, b, c = tmp_path / "a.png", tmp_path / "b.png", tmp_path / "c.png"
+    for path, seed in ((a, 0), (b, 0), (c, 1)):
+        invoke("degrade", clean_png, "-o", path, "--task", "denoise", "--sigma", 25, "--seed", seed)
+    assert a.read_bytes() == b.read_bytes() != c.read_bytes()
+    small = tmp_path / "small.png"
+    assert invoke("degrade", clean_png, "-o", small, "--task", "sr", "--scale", 4).exit_code == 0
+    assert read_image(small).pixels.shape[-2:] == (24, 32)
+
+
+def test_degrade_inpaint_saves_its_mask(tmp_path, clean_png):
+    out, mask = tmp_path / "holes.png", tmp_path / "mask.png"
+    result = invoke("degrade", clean_png, "-o", out, "--task", "inpaint", "--mask", "random:0.5", "--mask-out", mask)
+    assert result.exit_code == 0, result.output
+    m = read_image(mask).pixels
+    assert 0.4 < float(m.mean()) < 0.6
+
+
+def test_folder_in_folder_out_and_skip_existing(tmp_path, clean_png):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i in range(2):
+        invoke("degrade", clean_png, "-o", folder / f"n{i}.png", "--task", "denoise", "--sigma", 25, "--seed", i)
+    out = tmp_path / "out"
+    assert invoke("denoise", folder, "-o", out, "--model", "nlm", "--sigma", 25).exit_code == 0
+    assert sorted(p.name for p in out.iterdir()) == ["n0.png", "n1.png"]
+    before = (out / "n0.png").stat().st_mtime_ns
+    result = invoke("denoise", folder, "-o", out, "--model", "nlm", "--sigma", 25)
+    assert "skipped" in result.output and (out / "n0.png").stat().st_mtime_ns == before
+
+
+@pytest.mark.parametrize(
+    "make_input, args, message",
+    [
+        (lambda d: d / "missing.png", [], "not found"),
+        (lambda d: (d / "text.png").write_text("not an image") and d / "text.png", [], "text.png"),
+        (None, ["--model", "nope"], "unknown model"),
+        (None, ["--sigma", "-5"], "--sigma"),
+        (None, ["--model", "lidia", "--scale", "2"], "scale"),
+    ],
+)
+def test_bad_input_gives_one_line_and_no_output(tmp_path, clean_png, make_input, args, message):
+    src = make_input(tmp_path) if make_input else clean_png
+    out = tmp_path / "out.png"
+    result = invoke("denoise", src, "-o", out, *args)
+    assert result.exit_code != 0
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], result.output
+    assert not out.exists()
+
+
+def test_truncated_png_and_tiny_image_fail_cleanly(tmp_path, clean_png):
+    truncated = tmp_path / "cut.png"
+    truncated.write_bytes(clean_png.read_bytes()[:300])
+    tiny = tmp_path / "tiny.png"
+    cv2.imwrite(str(tiny), np.zeros((5, 5), np.uint8))
+    for src in (truncated, tiny):
+        out = tmp_path / f"{src.stem}_out.png"
+        result = invoke("denoise", src, "-o", out, "--sigma", 25)
+        assert result.exit_code != 0 and result.output.startswith("error:"), result.output
+        assert not out.exists()
+
+
+def test_models_lists_restorers_and_weights():
+    result = invoke("models")
+    assert result.exit_code == 0
+    assert "lidia" in result.output and "nlm" in result.output and "lidia-gray-s25" in result.output
+
+
+def test_console_process_prints_no_traceback(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "restore.cli", "denoise", str(tmp_path / "nope.png"), "-o", str(tmp_path / "o.png")],
+        capture_output=True, text=True,
+    )
+    assert proc.returncode == 1
+    assert proc.stderr.strip().count("\n") == 0 and "Traceback" not in proc.stderr

@@ -1,0 +1,99 @@
+"""LIDIA: architecture facts, exactness of its pieces, quality floors, bad input."""
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import restore
+from restore.nets.lidia import Lidia, LidiaConfig
+from restore.nets.patch_search import knn_search
+from restore.operators import Blur, Denoise, gaussian_kernel
+
+from conftest import psnr
+
+
+@pytest.mark.parametrize(
+    "cfg, expected",
+    [(LidiaConfig.gray(light=False), 61_589), (LidiaConfig.gray(light=True), 40_226), (LidiaConfig.color(light=False), 94_067)],
+)
+def test_parameter_counts_match_the_paper(cfg, expected):
+    assert sum(p.numel() for p in Lidia(cfg).parameters()) == expected
+
+
+def test_knn_search_matches_brute_force():
+    torch.manual_seed(0)
+    p, w, k = 5, 4, 6
+    img = torch.rand(2, 1, 12 + 2 * w + p - 1, 15 + 2 * w + p - 1)
+    dist, index = knn_search(img, p, w, k)
+    table = F.unfold(img, p)  # B x p*p x L
+    width = img.shape[-1] - (p - 1)
+    for b, r, c in [(0, 0, 0), (1, 7, 11), (0, 11, 14)]:
+        centre = table[b, :, (r + w) * width + (c + w)]
+        cands = sorted(
+            (float(((table[b, :, (r + w + dy) * width + c + w + dx] - centre) ** 2).sum()), (r + w + dy) * width + c + w + dx)
+            for dy in range(-w, w + 1)
+            for dx in range(-w, w + 1)
+        )
+        assert index[b, :, r, c].tolist() == [i for _, i in cands[:k]]
+        assert torch.allclose(dist[b, :, r, c], torch.tensor([d for d, _ in cands[:k]]), atol=1e-5)
+
+
+def test_batchnorm_folding_is_exact():
+    torch.manual_seed(0)
+    net = Lidia(LidiaConfig.gray()).train()
+    with torch.no_grad():  # move the running statistics away from their init
+        net(torch.rand(2, 1, 24, 24) * 2 - 1)
+    net.eval()
+    y = torch.rand(1, 1, 20, 22) * 2 - 1
+    with torch.inference_mode():
+        ref = net(y)
+        folded = net.fold_batchnorm()(y)
+    assert torch.allclose(ref, folded, rtol=1e-4, atol=1e-5)
+
+
+def test_chunked_forward_equals_one_pass():
+    torch.manual_seed(0)
+    net = Lidia(LidiaConfig.color()).eval()
+    y = torch.rand(1, 3, 18, 21) * 2 - 1
+    with torch.inference_mode():
+        assert torch.allclose(net(y), net(y, chunk=100), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("fixture, floor", [("camera", 6.0), ("astronaut", 6.0)])
+def test_lidia_denoises_real_images(request, fixture, floor):
+    x = request.getfixturevalue(fixture)
+    op = Denoise(sigma=25 / 255)
+    y = op.measure(x, generator=torch.Generator().manual_seed(0))
+    out = restore.load("lidia").restore(y, op)
+    assert out.image.shape == x.shape
+    assert psnr(out.image.clamp(0, 1), x) - psnr(y, x) > floor
+
+
+def test_blind_mode_estimates_sigma_and_reports_it(camera):
+    y = Denoise(sigma=25 / 255).measure(camera, generator=torch.Generator().manual_seed(1))
+    out = restore.load("lidia").restore(y, Denoise(sigma=0.0))
+    assert out.info["sigma_estimated"] is True
+    assert 20 < out.info["sigma"] < 30
+    assert psnr(out.image.clamp(0, 1), camera) - psnr(y, camera) > 5.0
+
+
+def test_internal_adaptation_runs_and_keeps_quality(camera):
+    y = Denoise(sigma=50 / 255).measure(camera, generator=torch.Generator().manual_seed(2))
+    settings = restore.restorers.adaptation.AdaptationSettings(steps=3, crop=32)
+    den = restore.load("lidia", adapt="internal", adapt_settings=settings)
+    out = den.restore(y, Denoise(sigma=50 / 255), generator=torch.Generator().manual_seed(0))
+    assert out.info["adapt"] == "internal"
+    assert psnr(out.image.clamp(0, 1), camera) - psnr(y, camera) > 6.0
+
+
+def test_refuses_other_tasks_and_channel_counts(camera):
+    den = restore.load("lidia")
+    with pytest.raises(restore.RestoreError, match="does not support task 'deblur'"):
+        den.restore(camera, Blur(gaussian_kernel(1.0)))
+    with pytest.raises(restore.RestoreError, match="channels"):
+        den.restore(torch.rand(1, 4, 32, 32), Denoise(0.1))
+    with pytest.raises(restore.RestoreError, match="smaller than"):
+        den.restore(torch.rand(1, 1, 5, 40), Denoise(0.1))
+    with pytest.raises(restore.RestoreError, match="unknown model"):
+        restore.load("no-such-model")
