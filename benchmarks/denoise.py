@@ -137,9 +137,15 @@ def bm3d_method() -> Method:
     return run
 
 
-def restorer_method(name: str, device: str) -> Method:
-    """A registered restorer, loaded once with its shipped weights."""
-    restorer = restore.load(name, device=device)
+def restorer_method(spec: str, device: str) -> Method:
+    """A registered restorer, loaded once with its shipped weights.
+
+    ``spec`` is a registry name with optional constructor options:
+    ``lidia:adapt=internal`` loads ``restore.load("lidia", adapt="internal")``.
+    """
+    name, _, opts = spec.partition(":")
+    kwargs = dict(kv.split("=", 1) for kv in opts.split(";") if kv)
+    restorer = restore.load(name, device=device, **kwargs)
 
     def run(y: torch.Tensor, sigma: float) -> torch.Tensor:
         # Moving the result to the CPU also waits for asynchronous GPU work, inside the timing.

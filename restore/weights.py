@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 from pathlib import Path
 
 import torch
@@ -17,10 +18,21 @@ from safetensors.torch import load_file, save_file
 
 from restore.errors import RestoreError
 
-# Installed as a package, weights/ sits beside restore/ in the source tree or
-# is carried as data; RESTORE_WEIGHTS overrides for relocated installs.
-WEIGHTS_DIR = Path(os.environ.get("RESTORE_WEIGHTS", Path(__file__).resolve().parents[1] / "weights"))
 MANIFEST = "manifest.json"
+
+
+def _weights_dir() -> Path:
+    """RESTORE_WEIGHTS if set; else weights/ beside restore/ (source tree, editable
+    install); else the copy a wheel installs under <prefix>/share/restore/weights."""
+    if "RESTORE_WEIGHTS" in os.environ:
+        return Path(os.environ["RESTORE_WEIGHTS"])
+    source = Path(__file__).resolve().parents[1] / "weights"
+    if (source / MANIFEST).is_file():
+        return source
+    return Path(sys.prefix) / "share" / "restore" / "weights"
+
+
+WEIGHTS_DIR = _weights_dir()
 
 
 def sha256(path: Path) -> str:
