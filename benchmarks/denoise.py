@@ -357,8 +357,10 @@ def previous_records(args: argparse.Namespace, proto: dict) -> dict[tuple, dict]
     if not args.resume or not path.is_file():
         return {}
     old = json.loads(path.read_text())
-    same = {k: v for k, v in old.get("protocol", {}).items() if k != "images"} == {
-        k: v for k, v in proto.items() if k != "images"
+    # Records are keyed by (method, sigma, image): a run over other sigmas or images reuses what matches.
+    free = ("images", "sigmas_255")
+    same = {k: v for k, v in old.get("protocol", {}).items() if k not in free} == {
+        k: v for k, v in proto.items() if k not in free
     }
     if not same:
         print(f"--resume: {path} was made with another protocol; starting afresh", file=sys.stderr)
@@ -413,6 +415,11 @@ def run(args: argparse.Namespace) -> dict:
     cleans = {p: load_clean(p, args.color) for p in paths}
     report["published"] = published_rows(args, {x.shape[1] for x in cleans.values()})
     warm_up(methods, next(iter(cleans.values())), args.sigma[0], args.seed)
+    # Records of an earlier run that this one does not redo stay in the report.
+    current = {(n, s, p.name) for s in args.sigma for p in paths for n in methods}
+    report["records"] = [r for key, r in done.items() if key not in current]
+    all_methods = list(dict.fromkeys(args.methods + [r["method"] for r in report["records"]]))
+    all_sigmas = sorted({*args.sigma, *(r["sigma"] for r in report["records"])})
     for sigma in args.sigma:
         for index, path in enumerate(paths):
             x = cleans[path]
@@ -429,7 +436,7 @@ def run(args: argparse.Namespace) -> dict:
                 parts.append(f"{name} {rec['psnr']:.2f} dB {rec['seconds']:.2f} s")
             print(f"sigma {sigma:g} [{index + 1}/{len(paths)}] {path.name} (noisy {input_psnr:.2f} dB) | "
                   + " | ".join(parts), flush=True)
-            report["summary"] = summarise(report["records"], args.methods, args.sigma)
+            report["summary"] = summarise(report["records"], all_methods, all_sigmas)
             write_report(args, report)
     return report
 
