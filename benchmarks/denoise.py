@@ -415,11 +415,10 @@ def run(args: argparse.Namespace) -> dict:
     cleans = {p: load_clean(p, args.color) for p in paths}
     report["published"] = published_rows(args, {x.shape[1] for x in cleans.values()})
     warm_up(methods, next(iter(cleans.values())), args.sigma[0], args.seed)
-    # Records of an earlier run that this one does not redo stay in the report.
-    current = {(n, s, p.name) for s in args.sigma for p in paths for n in methods}
-    report["records"] = [r for key, r in done.items() if key not in current]
-    all_methods = list(dict.fromkeys(args.methods + [r["method"] for r in report["records"]]))
-    all_sigmas = sorted({*args.sigma, *(r["sigma"] for r in report["records"])})
+    # Until this run reaches a record, the earlier one stays, so a killed run loses nothing.
+    pending = dict(done)
+    all_methods = list(dict.fromkeys(args.methods + [key[0] for key in done]))
+    all_sigmas = sorted({*args.sigma, *(key[1] for key in done)})
     for sigma in args.sigma:
         for index, path in enumerate(paths):
             x = cleans[path]
@@ -432,12 +431,16 @@ def run(args: argparse.Namespace) -> dict:
                     rec = {"image": path.name, "index": index, "sigma": sigma, "method": name,
                            "channels": x.shape[1], "height": x.shape[-2], "width": x.shape[-1],
                            "input_psnr": input_psnr, **evaluate(method, x, y, sigma)}
+                pending.pop((name, sigma, path.name), None)
                 report["records"].append(rec)
                 parts.append(f"{name} {rec['psnr']:.2f} dB {rec['seconds']:.2f} s")
             print(f"sigma {sigma:g} [{index + 1}/{len(paths)}] {path.name} (noisy {input_psnr:.2f} dB) | "
                   + " | ".join(parts), flush=True)
-            report["summary"] = summarise(report["records"], all_methods, all_sigmas)
-            write_report(args, report)
+            snapshot = {**report, "records": report["records"] + list(pending.values())}
+            snapshot["summary"] = summarise(snapshot["records"], all_methods, all_sigmas)
+            write_report(args, snapshot)
+    report["records"] += list(pending.values())
+    report["summary"] = summarise(report["records"], all_methods, all_sigmas)
     return report
 
 
