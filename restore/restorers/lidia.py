@@ -85,6 +85,7 @@ class LidiaRestorer(Restorer):
         self.weights_dir = weights_dir or WEIGHTS_DIR
         self._catalogue = shipped_models(self.weights_dir)
         self._cache: dict[str, tuple[dict, LidiaConfig]] = {}
+        self._folded: dict[str, Lidia] = {}
 
     # ---- weights --------------------------------------------------------
     def pick_model(self, color: str, sigma_255: float) -> tuple[str, float]:
@@ -100,6 +101,12 @@ class LidiaRestorer(Restorer):
             state, doc = load_model_files(name, self.weights_dir)
             self._cache[name] = (state, LidiaConfig(**doc["config"]))
         return self._cache[name]
+
+    def _inference_net(self, name: str) -> Lidia:
+        """The folded network for ``name``, built once and reused for every image."""
+        if name not in self._folded:
+            self._folded[name] = self._build(name).fold_batchnorm()
+        return self._folded[name]
 
     def _build(self, name: str) -> Lidia:
         state, cfg = self._network(name)
@@ -128,10 +135,10 @@ class LidiaRestorer(Restorer):
             raise RestoreError(f"noise level must be positive, got sigma={sigma_255:.3g}")
         color = "gray" if y.shape[1] == 1 else "color"
         name, net_sigma = self.pick_model(color, sigma_255)
-        net = self._build(name)
         if self.adapt:
-            net = self._adapted(net, y, sigma, net_sigma / 255, generator)
-        net.fold_batchnorm()
+            net = self._adapted(self._build(name), y, sigma, net_sigma / 255, generator).fold_batchnorm()
+        else:
+            net = self._inference_net(name)
         image = self._denoise(net, y, sigma, net_sigma / 255)
         info = {"sigma": round(sigma_255, 2), "sigma_estimated": estimated, "weights": name, "adapt": self.adapt or "none"}
         return image, info
