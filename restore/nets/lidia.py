@@ -104,7 +104,7 @@ class Lidia(nn.Module):
         return self.cfg.patch - 1
 
     def _scales(self, y: torch.Tensor) -> list[_Scale]:
-        p, w = self.cfg.patch, self.cfg.window
+        w = self.cfg.window
         s = self.span
         # Scale 0: reflect so that every pixel is covered by all p*p patches.
         y0 = F.pad(F.pad(y, [s] * 4, mode="reflect"), [w] * 4, value=OUTSIDE)

@@ -20,7 +20,6 @@ import random
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from restore.io import list_images, read_image
@@ -67,11 +66,11 @@ def random_batch(images: list[torch.Tensor], batch: int, size: int, rng: random.
     return torch.stack(crops)
 
 
-def to_model_units(noisy: torch.Tensor, clean: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def to_model_units(noisy: torch.Tensor, clean: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """[0, 1] -> [-1, 1] with the noisy image's per-channel mean removed from both."""
     y, x = noisy * 2 - 1, clean * 2 - 1
     mean = y.mean(dim=(2, 3), keepdim=True)
-    return y - mean, x - mean, mean
+    return y - mean, x - mean
 
 
 def log_mse_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -125,7 +124,7 @@ def train(args: argparse.Namespace) -> None:
             group["lr"] = lr
         clean = random_batch(images, args.batch, args.crop, rng)
         noisy = clean + sigma * torch.randn_like(clean)
-        y, x, _ = to_model_units(noisy, clean)
+        y, x = to_model_units(noisy, clean)
         loss = log_mse_loss(model(y), x)
         opt.zero_grad(set_to_none=True)
         loss.backward()
