@@ -1,51 +1,186 @@
-"""Split an image into tiles with a halo, run a function on each, stitch the centres.
+"""Split an image into tiles with a halo, and merge tile outputs with blended overlaps.
 
-This first version stitches tile centres without blending: with a halo at
-least as wide as the function's receptive field, the centres equal one
-untiled call. Blending, batching and raster streaming build on it.
+Vocabulary (all in input pixels; outputs are ``upscale`` times larger):
+
+- *core*: the part of the image a tile answers for. Cores are ``tile`` wide
+  and step by ``tile - overlap``; the last one is flush with the image edge.
+- *halo*: context read around the core and thrown away afterwards, at least
+  the restorer's receptive field, so that the core does not see the tile edge.
+- *read window*: core plus halo. Every read window of a grid has the same size
+  (it is shifted inwards at the image border rather than clipped), so that
+  tiles stack into batches; at the border the window ends where the image
+  ends, as in an untiled call.
+
+Overlapping cores are blended with a raised-cosine ramp on the sides that have
+a neighbour (never on the image border), and the merger divides by the summed
+weights. With a halo that covers the receptive field every tile's core equals
+the untiled output, so the blend changes nothing; for stochastic restorers it
+hides the seams.
 """
 from __future__ import annotations
 
-from typing import Callable
+import math
+from dataclasses import dataclass
+from typing import Callable, Iterator
 
 import torch
 
 from restore.errors import RestoreError
 
 
-def tile_starts(size: int, tile: int) -> list[int]:
-    """Start offsets of tiles of length ``tile`` covering ``size`` (the last one flush with the end)."""
+def tile_starts(size: int, tile: int, overlap: int = 0) -> list[int]:
+    """Start offsets of cores of length ``tile`` stepping by ``tile - overlap`` (last flush with the end)."""
     if size <= tile:
         return [0]
-    starts = list(range(0, size - tile, tile))
+    starts = list(range(0, size - tile, tile - overlap))
     starts.append(size - tile)
     return starts
+
+
+@dataclass(frozen=True)
+class Tile:
+    """One tile: its core and its read window, as (row0, row1, col0, col1) in input pixels."""
+
+    core: tuple[int, int, int, int]
+    read: tuple[int, int, int, int]
+
+    def crop(self, x: torch.Tensor) -> torch.Tensor:
+        """The read window of a ... x H x W tensor."""
+        r0, r1, c0, c1 = self.read
+        return x[..., r0:r1, c0:c1]
+
+    def core_in_read(self, upscale: int = 1) -> tuple[slice, slice]:
+        """Where the core sits inside the read window's output."""
+        r0, r1, c0, c1 = self.core
+        return (slice((r0 - self.read[0]) * upscale, (r1 - self.read[0]) * upscale),
+                slice((c0 - self.read[2]) * upscale, (c1 - self.read[2]) * upscale))
+
+
+def _read_span(start: int, end: int, halo: int, size: int, length: int) -> tuple[int, int]:
+    """A window of ``length`` around [start, end) widened by ``halo``, kept inside [0, size)."""
+    if length >= size:
+        return 0, size
+    lo = min(max(start - halo, 0), size - length)
+    return lo, lo + length
+
+
+class TileGrid:
+    """The tiles covering an H x W image.
+
+    Args:
+        height, width: image size (input pixels).
+        tile: core side; 0 or anything not smaller than the image means one tile.
+        overlap: pixels shared by neighbouring cores (blended), < tile.
+        halo: context on each side of a core (discarded).
+        multiple: the read window's side is rounded up to a multiple of this
+            (nets that downsample need it); the extra goes to the halo.
+    """
+
+    def __init__(self, height: int, width: int, *, tile: int, overlap: int = 0, halo: int = 0, multiple: int = 1) -> None:
+        if tile < 0 or overlap < 0 or halo < 0 or multiple < 1:
+            raise RestoreError(f"tile, overlap and halo must be >= 0, got tile={tile}, overlap={overlap}, halo={halo}")
+        if tile and overlap >= tile:
+            raise RestoreError(f"overlap ({overlap}) must be smaller than the tile ({tile})")
+        self.height, self.width = height, width
+        self.tile = tile if tile else max(height, width)
+        self.overlap = overlap if tile else 0
+        window = self.tile + 2 * halo
+        self.window = math.ceil(window / multiple) * multiple
+        self.halo = halo
+
+    def __len__(self) -> int:
+        return len(self._starts(self.height)) * len(self._starts(self.width))
+
+    def _starts(self, size: int) -> list[int]:
+        return tile_starts(size, self.tile, self.overlap)
+
+    def __iter__(self) -> Iterator[Tile]:
+        for i in self._starts(self.height):
+            i1 = min(i + self.tile, self.height)
+            r = _read_span(i, i1, self.halo, self.height, min(self.window, self.height))
+            for j in self._starts(self.width):
+                j1 = min(j + self.tile, self.width)
+                c = _read_span(j, j1, self.halo, self.width, min(self.window, self.width))
+                yield Tile(core=(i, i1, j, j1), read=(r[0], r[1], c[0], c[1]))
+
+    def batches(self, size: int) -> Iterator[list[Tile]]:
+        """The tiles in lists of at most ``size`` (all with read windows of one shape)."""
+        batch: list[Tile] = []
+        for t in self:
+            batch.append(t)
+            if len(batch) == size:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+
+def ramp(length: int, rise: int, fall: int) -> torch.Tensor:
+    """1-D blend weights: raised-cosine rise over ``rise`` samples, fall over ``fall``, 1 between.
+
+    Weights are strictly positive (sampled at half-integer points), so that every
+    pixel a core covers has weight.
+    """
+    w = torch.ones(length)
+    for n, flip in ((rise, False), (fall, True)):
+        n = min(n, length)
+        if n <= 0:
+            continue
+        up = torch.sin(0.5 * math.pi * (torch.arange(n) + 0.5) / n) ** 2
+        if flip:
+            w[length - n:] = torch.minimum(w[length - n:], up.flip(0))
+        else:
+            w[:n] = torch.minimum(w[:n], up)
+    return w
+
+
+class Merger:
+    """Accumulates blended tile outputs in float32 on the CPU; ``finalize`` divides by the weights.
+
+    Args:
+        channels, height, width: the merged output's size (output pixels).
+        overlap: blend width in output pixels.
+        leading: extra leading dimensions of each output (e.g. samples S).
+    """
+
+    def __init__(self, channels: int, height: int, width: int, overlap: int, leading: tuple[int, ...] = ()) -> None:
+        self.total = torch.zeros(*leading, channels, height, width, dtype=torch.float32)
+        self.weight = torch.zeros(height, width, dtype=torch.float32)
+        self.overlap = overlap
+
+    def add(self, core: tuple[int, int, int, int], values: torch.Tensor) -> None:
+        """Add ``values`` (... x C x h x w, the core's output) at output rows r0:r1, cols c0:c1."""
+        r0, r1, c0, c1 = core
+        h, w = self.weight.shape
+        rows = ramp(r1 - r0, self.overlap if r0 > 0 else 0, self.overlap if r1 < h else 0)
+        cols = ramp(c1 - c0, self.overlap if c0 > 0 else 0, self.overlap if c1 < w else 0)
+        weight = rows[:, None] * cols[None, :]
+        self.total[..., r0:r1, c0:c1] += values.detach().to("cpu", torch.float32) * weight
+        self.weight[r0:r1, c0:c1] += weight
+
+    def finalize(self) -> torch.Tensor:
+        """The blended output (every pixel must have been covered)."""
+        if not bool((self.weight > 0).all()):
+            raise RuntimeError("tiles did not cover the whole output")
+        return self.total / self.weight
 
 
 def tiled_apply(
     fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, *, tile: int, halo: int
 ) -> torch.Tensor:
-    """Apply a size-preserving ``fn`` to B x C x H x W ``x`` tile by tile.
+    """Apply a size-preserving ``fn`` to B x C x H x W ``x`` tile by tile, stitching cores.
 
-    Args:
-        fn: maps B x C x h x w to B x C' x h x w.
-        x: the input.
-        tile: side of the output tiles (the centres kept).
-        halo: context added on each side of a tile (clipped at the image border,
-            where ``fn`` sees the true border as in an untiled call).
+    The light-weight path restorers use internally to bound memory: no overlap,
+    no batching of tiles, the output on ``fn``'s device.
     """
     if tile <= 0 or halo < 0:
         raise RestoreError(f"tile must be > 0 and halo >= 0, got tile={tile}, halo={halo}")
-    _, _, h, w = x.shape
     out: torch.Tensor | None = None
-    for i in tile_starts(h, tile):
-        for j in tile_starts(w, tile):
-            i0, j0 = max(0, i - halo), max(0, j - halo)
-            i1, j1 = min(h, i + tile + halo), min(w, j + tile + halo)
-            y = fn(x[:, :, i0:i1, j0:j1])
-            if out is None:
-                out = y.new_empty(y.shape[0], y.shape[1], h, w)
-            th, tw = min(tile, h - i), min(tile, w - j)
-            out[:, :, i : i + th, j : j + tw] = y[:, :, i - i0 : i - i0 + th, j - j0 : j - j0 + tw]
+    for t in TileGrid(x.shape[-2], x.shape[-1], tile=tile, halo=halo):
+        y = fn(t.crop(x))
+        if out is None:
+            out = y.new_empty(y.shape[0], y.shape[1], x.shape[-2], x.shape[-1])
+        r0, r1, c0, c1 = t.core
+        out[:, :, r0:r1, c0:c1] = y[(..., *t.core_in_read())]
     assert out is not None
     return out

@@ -7,15 +7,25 @@ from restore.errors import RestoreError
 from restore.operators.base import Operator, check_image
 from restore.operators.blur import Blur
 from restore.operators.compose import Compose
+from restore.operators.decimate import Decimate
 from restore.operators.denoise import Denoise
 from restore.operators.downsample import Downsample
 from restore.operators.inpaint import Inpaint, random_mask
-from restore.operators.kernels import gaussian_kernel, load_kernel, motion_kernel, parse_kernel
+from restore.operators.kernels import (
+    gaussian_kernel,
+    load_kernel,
+    motion_kernel,
+    mtf_psf,
+    parse_kernel,
+)
 from restore.operators.noise import GaussianNoise, NoiseModel, PoissonGaussianNoise
+from restore.operators.satellite import satellite_operator
 
 __all__ = [
+    "TASKS",
     "Blur",
     "Compose",
+    "Decimate",
     "Denoise",
     "Downsample",
     "GaussianNoise",
@@ -23,14 +33,15 @@ __all__ = [
     "NoiseModel",
     "Operator",
     "PoissonGaussianNoise",
-    "TASKS",
     "check_image",
     "gaussian_kernel",
     "load_kernel",
     "make_operator",
     "motion_kernel",
+    "mtf_psf",
     "parse_kernel",
     "random_mask",
+    "satellite_operator",
 ]
 
 TASKS = ("denoise", "deblur", "sr", "inpaint")
@@ -52,7 +63,7 @@ def make_operator(
     Args:
         task: "denoise", "deblur", "sr" or "inpaint".
         sigma: Gaussian noise standard deviation in [0, 1] units.
-        kernel: deblur kernel spec (``gaussian:STD``, ``motion:LENGTH,ANGLE``, ``FILE.npy``);
+        kernel: deblur kernel spec (``gaussian:STD``, ``motion:LENGTH,ANGLE``, ``mtf:M``, ``FILE.npy``);
             default ``gaussian:1.6``. Only for deblur.
         scale: super-resolution factor 2, 3 or 4; default 4. Only for sr.
         mask: inpainting mask (1 = observed). Required for inpaint, refused otherwise.

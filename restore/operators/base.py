@@ -62,6 +62,15 @@ class Operator(nn.Module):
         b, c, h, w = y_shape
         return (b, c, round(h / self.scale), round(w / self.scale))
 
+    def for_tiles(self, windows: list[tuple[int, int, int, int]]) -> "Operator":
+        """The operator for a batch of tiles cut at ``windows`` (row0, row1, col0, col1 in y pixels).
+
+        Operators that act the same everywhere return themselves; those with
+        per-pixel data (an inpainting mask) return one with that data cropped
+        and stacked along the batch dimension.
+        """
+        return self
+
     def measure(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Noisy measurement y = A x + n, seeded by ``generator``."""
         check_image(x)

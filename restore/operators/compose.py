@@ -71,6 +71,12 @@ class Compose(Operator):
             y = op.pinv(y)
         return y
 
+    def for_tiles(self, windows: list[tuple[int, int, int, int]]) -> "Compose":
+        """Itself when every factor acts the same everywhere; position-dependent factors are refused."""
+        if any(op.for_tiles(windows) is not op for op in self.ops):
+            raise RestoreError("a composed operator with a mask cannot be cut into tiles; run it untiled (--tile 0)")
+        return self
+
     def input_shape(self, y_shape: tuple[int, ...]) -> tuple[int, ...]:
         """Shape of x, through every operator's ``input_shape`` in reverse."""
         for op in reversed(self.ops):

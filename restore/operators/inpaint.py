@@ -84,6 +84,15 @@ class Inpaint(Operator):
     def extra_repr(self) -> str:  # noqa: D102
         return f"mask={tuple(self.mask.shape)}, observed={self.mask.mean().item():.3f}"
 
+    def for_tiles(self, windows: list[tuple[int, int, int, int]]) -> "Inpaint":
+        """The mask cropped to each window, stacked along the batch dimension."""
+        if self.mask.shape[-2:] == (1, 1):
+            return self
+        crops = [self.mask[..., r0:r1, c0:c1] for r0, r1, c0, c1 in windows]
+        if self.mask.shape[0] != 1:
+            raise RestoreError("a mask with a batch dimension cannot be cut into tiles; use one 1 x 1 x H x W mask")
+        return Inpaint(torch.cat(crops), noise=self.noise)
+
     def _mask_for(self, x: torch.Tensor, name: str) -> torch.Tensor:
         check_image(x, name)
         try:

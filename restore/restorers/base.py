@@ -7,7 +7,10 @@ from typing import Callable, ClassVar
 import torch
 
 from restore.errors import RestoreError
+from restore.noise_field import GeneratorNoise, NoiseSource
 from restore.operators.base import Operator, check_image
+from restore.operators.denoise import Denoise
+from restore.operators.noise_level import estimate_sigma
 
 
 @dataclass
@@ -32,6 +35,9 @@ class Restorer:
 
     Subclasses set ``name``, ``tasks`` (the operator tasks they invert) and
     ``channels`` (the channel counts they accept), and implement ``_restore``.
+    Stochastic restorers set ``stochastic = True`` and draw every random number
+    through the ``noise`` source their ``_restore`` receives (the pipeline passes
+    one tied to pixel positions, so that overlapping tiles agree).
     """
 
     name: ClassVar[str] = "base"
@@ -40,13 +46,51 @@ class Restorer:
     description: ClassVar[str] = ""
     # Pixels of context one output pixel depends on, for the tiler.
     halo: int = 0
+    # Input sides the net needs to be a multiple of (e.g. 16 for a 4-level U-Net).
+    tile_multiple: int = 1
+    stochastic: ClassVar[bool] = False
+    device: torch.device = torch.device("cpu")
 
     def restore(
-        self, y: torch.Tensor, operator: Operator, *, generator: torch.Generator | None = None
+        self,
+        y: torch.Tensor,
+        operator: Operator,
+        *,
+        generator: torch.Generator | None = None,
+        noise: NoiseSource | None = None,
     ) -> Restoration:
-        """Invert ``operator`` on the measurement ``y`` (B x C x H x W, [0, 1] range)."""
+        """Invert ``operator`` on the measurement ``y`` (B x C x H x W, [0, 1] range).
+
+        Args:
+            y: the measurement.
+            operator: the degradation y was made with (its noise model included).
+            generator: seeds every random choice.
+            noise: for stochastic restorers, where their Gaussian draws come from
+                (default: ``generator``).
+        """
         self.check(y, operator)
+        if self.stochastic:
+            return self._restore(y, operator, generator=generator, noise=noise or GeneratorNoise(generator))
         return self._restore(y, operator, generator=generator)
+
+    def prepare(
+        self, sample: torch.Tensor, operator: Operator, *, generator: torch.Generator | None = None
+    ) -> tuple["Restorer", Operator]:
+        """Whole-image decisions, made once before an image is cut into tiles.
+
+        Returns the restorer and operator to run on every tile: e.g. the noise
+        level estimated on ``sample`` (a representative 1 x C x h x w crop) rather
+        than per tile, or a network adapted to the image once. Default: the
+        noise level of a denoising operator without one is estimated.
+        """
+        if operator.task == "denoise" and operator.sigma <= 0:
+            operator = Denoise(sigma=min(estimate_sigma(sample), 1.0))
+        return self, operator
+
+    def to(self, device: str | torch.device) -> "Restorer":
+        """Run on ``device`` from now on (returns self)."""
+        self.device = torch.device(device)
+        return self
 
     def check(self, y: torch.Tensor, operator: Operator) -> None:
         """Refuse operators and inputs this restorer cannot handle, with a clear message."""

@@ -1,6 +1,7 @@
 """The LIDIA restorer: shipped networks, noise-level handling, instance adaptation."""
 from __future__ import annotations
 
+import copy
 import math
 from pathlib import Path
 
@@ -86,6 +87,8 @@ class LidiaRestorer(Restorer):
         self._catalogue = shipped_models(self.weights_dir)
         self._cache: dict[str, tuple[dict, LidiaConfig]] = {}
         self._folded: dict[str, Lidia] = {}
+        # Per-channel mean (model units) inputs are centred on; None: each call's own.
+        self.centre: torch.Tensor | None = None
 
     # ---- weights --------------------------------------------------------
     def pick_model(self, color: str, sigma_255: float) -> tuple[str, float]:
@@ -113,6 +116,34 @@ class LidiaRestorer(Restorer):
         net = Lidia(cfg)
         net.load_state_dict(state)
         return net.to(self.device).eval()
+
+    def to(self, device: str | torch.device) -> "LidiaRestorer":
+        """Run on ``device``; networks are rebuilt there on first use."""
+        self.device = torch.device(device)
+        self._folded = {}
+        return self
+
+    def prepare(
+        self, sample: torch.Tensor, operator: Operator, *, generator: torch.Generator | None = None
+    ) -> tuple["LidiaRestorer", Operator]:
+        """Fix, for all tiles of an image, what LIDIA would otherwise decide per call.
+
+        The noise level is estimated once, the image mean the network input is
+        centred on is taken from ``sample`` (a per-tile mean would make tiles
+        disagree), and the network is adapted once when adaptation is on.
+        """
+        self.check(sample, operator)
+        _, operator = super().prepare(sample, operator, generator=generator)
+        prepared = copy.copy(self)
+        prepared._folded = dict(self._folded)
+        prepared.centre = (sample.float() * 2 - 1).mean(dim=(2, 3), keepdim=True).to(self.device)
+        if self.adapt:
+            color = "gray" if sample.shape[1] == 1 else "color"
+            name, net_sigma = self.pick_model(color, operator.sigma * 255)
+            net = self._adapted(self._build(name), sample, operator.sigma, net_sigma / 255, generator)
+            prepared._folded[name] = net.fold_batchnorm()
+            prepared.adapt = None  # already adapted: tiles use this network as it is
+        return prepared, operator
 
     # ---- restore --------------------------------------------------------
     def _restore(self, y: torch.Tensor, operator: Operator, *, generator: torch.Generator | None) -> Restoration:
@@ -162,7 +193,7 @@ class LidiaRestorer(Restorer):
     def _denoise(self, net: Lidia, y: torch.Tensor, sigma: float, net_sigma: float) -> torch.Tensor:
         """Run ``net`` on y in model units: [-1, 1], mean removed, noise rescaled to the net's."""
         y = y.to(self.device, torch.float32)
-        mean = (y * 2 - 1).mean(dim=(2, 3), keepdim=True)
+        mean = self.centre if self.centre is not None else (y * 2 - 1).mean(dim=(2, 3), keepdim=True)
         gain = net_sigma / sigma
         ym = ((y * 2 - 1) - mean) * gain
         run = lambda t: net(t, chunk=self.chunk)  # noqa: E731

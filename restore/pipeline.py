@@ -1,0 +1,249 @@
+"""Run any restorer over images of any size: tiles with a halo, batched on the device, blended.
+
+``Pipeline(restorer, operator, tile=512, overlap=64, batch_size=8, device="cuda")``
+is called on a tensor, a NumPy array, an image path or a Dask array. Rasters
+larger than memory go through :meth:`Pipeline.restore_file`, which streams
+GeoTIFF blocks (see ``restore.raster``); Dask arrays go through
+``restore.scaleout``. All paths share one block function, so they give the
+same pixels.
+"""
+from __future__ import annotations
+
+import math
+import sys
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from restore.errors import RestoreError
+from restore.noise_field import PositionalNoise
+from restore.operators.base import Operator
+from restore.restorers.base import Restoration, Restorer, load
+from restore.tiling import Merger, Tile, TileGrid
+
+PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+# Side of the centre crop whole-image decisions (noise level, adaptation) are made on.
+SAMPLE_SIDE = 1024
+# Tiles are not halved below this on out-of-memory.
+MIN_TILE = 32
+
+
+def _say(message: str) -> None:
+    tqdm.write(message, file=sys.stderr)
+
+
+def centre_crop(y: torch.Tensor, side: int = SAMPLE_SIDE) -> torch.Tensor:
+    """The central side x side crop (or all) of a ... x H x W tensor."""
+    h, w = y.shape[-2:]
+    r, c = max(0, (h - side) // 2), max(0, (w - side) // 2)
+    return y[..., r : r + side, c : c + side]
+
+
+def upscale_of(operator: Operator) -> int:
+    """The integer factor outputs are larger than measurements (4 for x4 SR)."""
+    factor = 1.0 / operator.scale
+    if abs(factor - round(factor)) > 1e-6 or round(factor) < 1:
+        raise RestoreError(f"the tiler needs an integer output/input size ratio, got {factor:g}")
+    return round(factor)
+
+
+class Pipeline:
+    """A restorer and an operator, run tile by tile over images of any size.
+
+    Args:
+        restorer: a Restorer, or a registry name to load.
+        operator: the degradation to invert.
+        tile: core side of a tile in input pixels; 0 runs the restorer once on the whole image.
+        overlap: pixels neighbouring tiles share and blend (raised-cosine).
+        batch_size: tiles per restorer call.
+        device: "cpu", "cuda", "cuda:1", ...
+        precision: "fp32", "fp16" or "bf16" compute (outputs and accumulators stay fp32;
+            a tile batch that comes out NaN or inf is redone in fp32).
+        halo: context around each tile; default the restorer's plus the operator's.
+        seed: seeds the restorer's random choices (positional noise for stochastic ones).
+        block: side of the blocks a file is streamed in (input pixels).
+        progress: show a progress bar over tiles.
+        log: where messages (fallbacks, tile halving) go.
+
+    Example:
+        >>> pipe = Pipeline("lidia", Denoise(sigma=25 / 255), tile=256, overlap=32)  # doctest: +SKIP
+        >>> clean = pipe(noisy)  # tensor in, tensor out  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        restorer: Restorer | str,
+        operator: Operator,
+        *,
+        tile: int = 512,
+        overlap: int = 64,
+        batch_size: int = 8,
+        device: str | torch.device = "cpu",
+        precision: str = "fp32",
+        halo: int | None = None,
+        seed: int = 0,
+        block: int = 2048,
+        progress: bool = False,
+        log: Callable[[str], None] = _say,
+    ) -> None:
+        if precision not in PRECISIONS:
+            raise RestoreError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        if batch_size < 1:
+            raise RestoreError(f"batch size must be >= 1, got {batch_size}")
+        if tile < 0 or overlap < 0 or (tile and overlap >= tile):
+            raise RestoreError(f"need tile >= 0 and 0 <= overlap < tile, got tile={tile}, overlap={overlap}")
+        self.restorer = load(restorer) if isinstance(restorer, str) else restorer
+        self.device = torch.device(device)
+        self.restorer.to(self.device)
+        self.operator = operator
+        self.tile, self.overlap, self.batch_size = tile, overlap, batch_size
+        self.precision = precision
+        self.halo = halo if halo is not None else self.restorer.halo + math.ceil(operator.halo)
+        self.seed = seed
+        self.block = max(block, tile)
+        self.progress = progress
+        self.log = log
+        self.upscale = upscale_of(operator)
+        self._warned_precision = False
+
+    # ---- entry points -----------------------------------------------------------
+    def __call__(self, x):
+        """Restore a tensor (C x H x W or B x C x H x W), an H x W [x C] array, an image path or a Dask array.
+
+        Tensors and paths give a tensor; arrays give a float32 array in [0, 1]
+        laid out as the input; Dask arrays (C x H x W) give a lazy Dask array.
+        """
+        if isinstance(x, torch.Tensor):
+            out = self.run(x if x.ndim == 4 else x[None]).image
+            return out if x.ndim == 4 else out[0]
+        if isinstance(x, (str, Path)):
+            from restore.io import read_image
+
+            return self.run(read_image(x).pixels).image
+        if isinstance(x, np.ndarray):
+            return self._call_numpy(x)
+        if type(x).__module__.startswith("dask"):
+            from restore.scaleout import restore_dask_array
+
+            return restore_dask_array(self, x)
+        raise RestoreError(f"cannot restore a {type(x).__name__}: pass a tensor, an array, a path or a Dask array")
+
+    def _call_numpy(self, x: np.ndarray) -> np.ndarray:
+        from restore.io import from_numpy_image
+
+        out = self.run(from_numpy_image(x)).image[0]
+        return out.permute(1, 2, 0).numpy() if x.ndim == 3 else out[0].numpy()
+
+    def run(self, y: torch.Tensor) -> Restoration:
+        """Restore B x C x H x W ``y``; each image is prepared (noise level, adaptation) as a whole."""
+        results = []
+        for b in range(y.shape[0]):
+            yb = y[b : b + 1]
+            restorer, operator = self.prepared(centre_crop(yb))
+            results.append(self.restore_block(yb, restorer, operator))
+        if len(results) == 1:
+            return results[0]
+        return Restoration(
+            image=torch.cat([r.image for r in results]),
+            std=torch.cat([r.std for r in results]) if results[0].std is not None else None,
+            samples=torch.cat([r.samples for r in results], dim=1) if results[0].samples is not None else None,
+            info={"per_image": [r.info for r in results]},
+        )
+
+    def prepared(self, sample: torch.Tensor) -> tuple[Restorer, Operator]:
+        """The restorer and operator every tile of an image runs with (see ``Restorer.prepare``)."""
+        generator = torch.Generator().manual_seed(self.seed)
+        return self.restorer.prepare(sample.float(), self.operator, generator=generator)
+
+    def restore_file(self, src, dst, **kwargs) -> None:
+        """Stream a raster file to ``dst`` block by block (see ``restore.raster.restore_raster``)."""
+        from restore.raster import restore_raster
+
+        restore_raster(self, src, dst, **kwargs)
+
+    # ---- the block function every path shares ---------------------------------
+    def restore_block(
+        self, y: torch.Tensor, restorer: Restorer, operator: Operator, origin: tuple[int, int] = (0, 0)
+    ) -> Restoration:
+        """Restore 1 x C x H x W ``y`` (held off the device) tile by tile; ``origin`` is its place in the image.
+
+        On CUDA out-of-memory the tile is halved and the block redone.
+        """
+        tile = self.tile
+        while True:
+            try:
+                return self._tiled(y, restorer, operator, origin, tile)
+            except torch.cuda.OutOfMemoryError:
+                if self.device.type == "cuda":
+                    torch.cuda.empty_cache()
+                smaller = (tile or max(y.shape[-2:])) // 2
+                if smaller < MIN_TILE:
+                    raise RestoreError(f"out of memory on {self.device} even with {MIN_TILE}-pixel tiles") from None
+                self.log(f"out of memory on {self.device} with tile {tile or 'whole image'}: retrying with tile {smaller}")
+                tile = self.tile = smaller
+
+    def _tiled(self, y: torch.Tensor, restorer: Restorer, operator: Operator, origin: tuple[int, int], tile: int) -> Restoration:
+        h, w = y.shape[-2:]
+        s = self.upscale
+        grid = TileGrid(h, w, tile=tile, overlap=self.overlap, halo=self.halo, multiple=restorer.tile_multiple)
+        mergers: dict[str, Merger] = {}
+        info: dict = {}
+        bar = tqdm(total=len(grid), unit="tile", disable=not self.progress or len(grid) == 1, leave=False)
+        for batch in grid.batches(self.batch_size):
+            result = self._run_batch(y, batch, restorer, operator, origin)
+            info = result.info
+            for name in ("image", "std", "samples"):
+                values = getattr(result, name)
+                if values is None:
+                    continue
+                if name == "samples":
+                    values = values.transpose(0, 1)  # S x B -> B x S: one entry per tile
+                for k, t in enumerate(batch):
+                    if name not in mergers:
+                        lead = tuple(values.shape[1:-3])
+                        mergers[name] = Merger(values.shape[-3], h * s, w * s, self.overlap * s, lead)
+                    rows, cols = t.core_in_read(s)
+                    mergers[name].add(tuple(v * s for v in t.core), values[k][..., rows, cols])
+            bar.update(len(batch))
+        bar.close()
+        merged = {name: m.finalize() for name, m in mergers.items()}
+        samples = merged.get("samples")
+        return Restoration(
+            image=merged["image"][None],
+            std=merged["std"][None] if "std" in merged else None,
+            samples=samples[:, None] if samples is not None else None,
+            info=info,
+        )
+
+    def _run_batch(
+        self, y: torch.Tensor, batch: list[Tile], restorer: Restorer, operator: Operator, origin: tuple[int, int]
+    ) -> Restoration:
+        windows = [t.read for t in batch]
+        tiles = torch.cat([t.crop(y) for t in batch]).to(self.device, torch.float32)
+        op = operator.for_tiles(windows).to(self.device)
+        origins = [(origin[0] + r0, origin[1] + c0) for r0, _, c0, _ in windows]
+        result = self._restore(restorer, tiles, op, origins, self.precision)
+        if self.precision != "fp32" and not _finite(result):
+            if not self._warned_precision:
+                self.log(f"{self.precision} gave NaN or inf values: redoing those tiles in fp32")
+                self._warned_precision = True
+            result = self._restore(restorer, tiles, op, origins, "fp32")
+        return result
+
+    def _restore(self, restorer: Restorer, tiles: torch.Tensor, op: Operator, origins, precision: str) -> Restoration:
+        generator = torch.Generator().manual_seed(self.seed)
+        noise = PositionalNoise(self.seed, [(r * self.upscale, c * self.upscale) for r, c in origins])
+        dtype = PRECISIONS[precision]
+        autocast = torch.autocast(self.device.type, dtype=dtype) if dtype != torch.float32 else nullcontext()
+        with autocast:
+            result = restorer.restore(tiles, op, generator=generator, noise=noise)
+        result.image = result.image.float()
+        return result
+
+
+def _finite(result: Restoration) -> bool:
+    return all(v is None or bool(torch.isfinite(v).all()) for v in (result.image, result.std, result.samples))

@@ -1,0 +1,263 @@
+"""Stream rasters larger than memory: read blocks with a halo, write block centres.
+
+A ``RasterReader`` reads windows of a GeoTIFF (any GDAL raster) as float
+tensors in [0, 1]; a ``RasterWriter`` writes a tiled, compressed (Big)GeoTIFF
+with the source's CRS, transform (scaled for super-resolution), nodata, band
+descriptions and tags, to a temporary file renamed into place only when every
+block is written (never a half-written output).
+
+Integer rasters are scaled by an explicit value range: 255 for uint8, and for
+uint16 the sensor's range (4095 for 12-bit sensors, 65535 by default) -- never
+guessed from the data, which would change from block to block.
+"""
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from restore.errors import RestoreError
+
+# Output blocks of the written GeoTIFF (a multiple of 16, as GDAL requires).
+WRITE_BLOCK = 512
+DTYPE_RANGE = {"uint8": 255.0, "uint16": 65535.0, "int16": 32767.0}
+FLOAT_DTYPES = ("float32", "float64")
+
+
+def _rasterio():
+    try:
+        import rasterio
+    except ImportError:  # pragma: no cover - a dependency, but say what to do
+        raise RestoreError("GeoTIFF streaming needs rasterio: pip install rasterio") from None
+    return rasterio
+
+
+def is_raster(path: Path) -> bool:
+    """Whether ``path`` is a TIFF to stream through rasterio (GeoTIFFs and plain TIFFs alike)."""
+    return Path(path).suffix.lower() in (".tif", ".tiff")
+
+
+class RasterReader:
+    """Windows of a raster file as C x h x w float32 arrays in [0, 1].
+
+    Picklable (it holds the path, not the GDAL handle), so that Dask workers
+    each open their own handle: GDAL handles are not thread-safe.
+
+    Args:
+        path: the raster.
+        value_range: the value that maps to 1.0 (default: 255 for uint8, 65535
+            for uint16, 32767 for int16, 1.0 for floats).
+    """
+
+    def __init__(self, path: str | Path, value_range: float | None = None) -> None:
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise RestoreError(f"input not found: {self.path}")
+        rasterio = _rasterio()
+        try:
+            with rasterio.open(self.path) as src:
+                self.profile = dict(src.profile)
+                self.count, self.height, self.width = src.count, src.height, src.width
+                if len(set(src.dtypes)) > 1:
+                    raise RestoreError(f"{self.path}: bands of different pixel types are not supported")
+                self.dtype = np.dtype(src.dtypes[0])
+                self.nodata = src.nodata
+                self.descriptions = src.descriptions
+                self.tags = src.tags()
+                self.colorinterp = src.colorinterp
+        except rasterio.errors.RasterioIOError as e:
+            raise RestoreError(f"cannot read {self.path} as a raster: {str(e).splitlines()[0]}") from None
+        self.value_range = self._value_range(value_range)
+        self._local = threading.local()
+
+    def _value_range(self, value_range: float | None) -> float:
+        if value_range is not None:
+            if not value_range > 0:
+                raise RestoreError(f"--value-range must be > 0, got {value_range}")
+            return float(value_range)
+        if self.dtype.name in DTYPE_RANGE:
+            return DTYPE_RANGE[self.dtype.name]
+        if self.dtype.name in FLOAT_DTYPES:
+            return 1.0
+        raise RestoreError(f"{self.path}: pixel type {self.dtype.name} is not supported (uint8, uint16, int16, float32/64)")
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """(bands, height, width)."""
+        return (self.count, self.height, self.width)
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state.pop("_local", None)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._local = threading.local()
+
+    def _handle(self):
+        """This thread's open dataset (opened once per thread and process)."""
+        handle = getattr(self._local, "handle", None)
+        if handle is None or getattr(self._local, "pid", None) != os.getpid():
+            handle = _rasterio().open(self.path)
+            self._local.handle, self._local.pid = handle, os.getpid()
+        return handle
+
+    def read_raw(self, r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
+        """Rows r0:r1, columns c0:c1 of every band, in the file's type (C x h x w)."""
+        from rasterio.windows import Window
+
+        return self._handle().read(window=Window(c0, r0, c1 - c0, r1 - r0))
+
+    def read(self, r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
+        """The window as float32 in [0, 1] (values beyond the range are kept, not clipped)."""
+        raw = self.read_raw(r0, r1, c0, c1)
+        return (raw.astype(np.float32) / np.float32(self.value_range)).astype(np.float32)
+
+    def nodata_mask(self, r0: int, r1: int, c0: int, c1: int) -> np.ndarray | None:
+        """h x w boolean: pixels that are nodata in every band (None when the file has no nodata)."""
+        if self.nodata is None:
+            return None
+        raw = self.read_raw(r0, r1, c0, c1)
+        hit = np.isnan(raw) if np.isnan(self.nodata) else raw == self.nodata
+        return hit.all(axis=0)
+
+
+class RasterWriter:
+    """A tiled, compressed GeoTIFF like ``reader``'s, ``upscale`` times larger, written window by window.
+
+    Use as a context manager: the file appears at ``path`` only if the block
+    exits without an error.
+
+    Args:
+        path: the output file.
+        reader: the source whose metadata is copied.
+        upscale: output pixels per input pixel (the transform is scaled by 1 / upscale).
+        channels: output band count (default: the source's).
+        dtype: output pixel type (default: the source's); integers are rounded and clipped.
+        overwrite: replace an existing ``path``.
+    """
+
+    def __init__(self, path: str | Path, reader: RasterReader, *, upscale: int = 1, channels: int | None = None,
+                 dtype: str | None = None, overwrite: bool = False) -> None:
+        self.path = Path(path)
+        if self.path.resolve() == reader.path.resolve():
+            raise RestoreError(f"output {self.path} is the input; choose another name")
+        if self.path.exists() and not overwrite:
+            raise RestoreError(f"{self.path} exists; pass --overwrite to replace it")
+        if not self.path.parent.is_dir():
+            raise RestoreError(f"output folder does not exist: {self.path.parent}")
+        self.reader = reader
+        self.upscale = upscale
+        self.dtype = np.dtype(dtype or reader.dtype)
+        self.channels = channels or reader.count
+        self.tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.partial.tif")
+        self._dst = None
+
+    def profile(self) -> dict:
+        """The source profile with the output size, transform, tiling and compression."""
+        from rasterio.transform import Affine
+
+        p = dict(self.reader.profile)
+        s = self.upscale
+        h, w = self.reader.height * s, self.reader.width * s
+        p.update(driver="GTiff", height=h, width=w, count=self.channels, dtype=self.dtype.name,
+                 tiled=True, blockxsize=WRITE_BLOCK, blockysize=WRITE_BLOCK, compress="deflate",
+                 predictor=3 if self.dtype.kind == "f" else 2, BIGTIFF="IF_SAFER")
+        if p.get("transform") is not None and s != 1:
+            p["transform"] = p["transform"] * Affine.scale(1 / s)
+        if h < WRITE_BLOCK or w < WRITE_BLOCK:
+            p.update(tiled=False)
+            p.pop("blockxsize")
+            p.pop("blockysize")
+        for key in ("photometric",) if self.channels != self.reader.count else ():
+            p.pop(key, None)
+        return p
+
+    def __enter__(self) -> "RasterWriter":
+        self._dst = _rasterio().open(self.tmp, "w", **self.profile())
+        if self.channels == self.reader.count:
+            for i, d in enumerate(self.reader.descriptions, start=1):
+                if d:
+                    self._dst.set_band_description(i, d)
+            try:
+                self._dst.colorinterp = self.reader.colorinterp
+            except Exception:  # noqa: BLE001 - cosmetic; some layouts refuse it
+                pass
+        if self.reader.tags:
+            self._dst.update_tags(**self.reader.tags)
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self._dst.close()
+        if exc_type is None:
+            os.replace(self.tmp, self.path)
+        else:
+            self.tmp.unlink(missing_ok=True)
+
+    def write(self, r0: int, c0: int, values: np.ndarray, nodata: np.ndarray | None = None) -> None:
+        """Write C x h x w float ``values`` in [0, 1] at output row r0, column c0.
+
+        ``nodata`` (h x w boolean) marks pixels written as the nodata value.
+        """
+        from rasterio.windows import Window
+
+        out = values.astype(np.float64) * self.reader.value_range
+        if self.dtype.kind in "iu":
+            info = np.iinfo(self.dtype)
+            out = np.clip(np.rint(out), info.min, info.max)
+        out = out.astype(self.dtype)
+        if nodata is not None and self.reader.nodata is not None:
+            out[:, nodata] = self.reader.nodata
+        h, w = out.shape[-2:]
+        self._dst.write(out, window=Window(c0, r0, w, h))
+
+
+def restore_raster(pipeline, src: str | Path, dst: str | Path, *, value_range: float | None = None,
+                   overwrite: bool = False, scheduler: str | None = None, workers: int | None = None) -> None:
+    """Restore raster ``src`` into GeoTIFF ``dst`` block by block (memory independent of the raster size).
+
+    Args:
+        pipeline: a ``restore.pipeline.Pipeline``.
+        src, dst: input raster and output GeoTIFF.
+        value_range: the integer value that means 1.0 (e.g. 4095 for 12-bit data).
+        overwrite: replace an existing ``dst``.
+        scheduler: None (this process), "local" (a Dask LocalCluster) or a Dask scheduler address.
+        workers: LocalCluster size (default: the CPU count).
+    """
+    reader = RasterReader(src, value_range)
+    writer = RasterWriter(dst, reader, upscale=pipeline.upscale, overwrite=overwrite)
+    if scheduler is not None:
+        from restore.scaleout import restore_raster_dask
+
+        restore_raster_dask(pipeline, reader, writer, scheduler=scheduler, workers=workers)
+        return
+    from restore.tiling import TileGrid
+
+    restorer, operator = pipeline.prepared(torch.from_numpy(_centre_sample(reader))[None])
+    side = pipeline.block if pipeline.tile else max(reader.height, reader.width)
+    blocks = TileGrid(reader.height, reader.width, tile=side, halo=pipeline.halo)
+    s = pipeline.upscale
+    with writer:
+        for block in blocks:
+            y = torch.from_numpy(reader.read(*block.read))[None]
+            out = pipeline.restore_block(y, restorer, operator, origin=(block.read[0], block.read[2])).image[0]
+            rows, cols = block.core_in_read(s)
+            r0, _, c0, _ = block.core
+            writer.write(r0 * s, c0 * s, out[:, rows, cols].numpy(), _output_nodata(reader, block.core, s))
+
+
+def _centre_sample(reader: RasterReader, side: int = 1024) -> np.ndarray:
+    r0, c0 = max(0, (reader.height - side) // 2), max(0, (reader.width - side) // 2)
+    return reader.read(r0, min(reader.height, r0 + side), c0, min(reader.width, c0 + side))
+
+
+def _output_nodata(reader: RasterReader, core: tuple[int, int, int, int], upscale: int) -> np.ndarray | None:
+    """The core's nodata mask at output resolution (nearest neighbour for SR)."""
+    mask = reader.nodata_mask(*core)
+    if mask is None or not mask.any():
+        return None
+    return mask.repeat(upscale, axis=0).repeat(upscale, axis=1) if upscale > 1 else mask
