@@ -3,12 +3,14 @@
 >>> import restore
 >>> den = restore.load("lidia")
 >>> result = den.restore(y, restore.operators.Denoise(sigma=25 / 255))
+>>> clean = restore.Pipeline(den, restore.operators.Denoise(sigma=25 / 255), tile=512, overlap=64)(y)
 """
 from __future__ import annotations
 
 from restore import operators
 from restore.errors import RestoreError
+from restore.pipeline import Pipeline
 from restore.restorers import Restoration, Restorer, available, load, names_for_task
 
 __version__ = "0.1.0"
-__all__ = ["operators", "RestoreError", "Restoration", "Restorer", "available", "load", "names_for_task"]
+__all__ = ["operators", "Pipeline", "RestoreError", "Restoration", "Restorer", "available", "load", "names_for_task"]

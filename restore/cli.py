@@ -16,6 +16,7 @@ from restore.errors import RestoreError
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Image restoration toolkit.")
 
 DEFAULT_MODEL = {"denoise": "lidia", "deblur": "vble", "sr": "onestep-sr", "inpaint": "vble"}
+KERNEL_HELP = "gaussian:STD | motion:LENGTH,ANGLE | mtf:VALUE_AT_NYQUIST (sensor PSF) | FILE.npy (deblur)"
 TASK_HELP = {
     "denoise": "Remove Gaussian noise (sigma estimated when --sigma is not given).",
     "deblur": "Remove blur of a known kernel.",
@@ -52,7 +53,7 @@ def _restore_command(task: str) -> Callable[..., None]:
         output: Optional[Path] = typer.Option(None, "-o", "--output", help="output file (or folder for a folder input)"),
         model: str = typer.Option(DEFAULT_MODEL[task], "--model", "-m", help="restorer (see `restore models`)"),
         sigma: Optional[float] = typer.Option(None, help="noise std in 0-255 units"),
-        kernel: Optional[str] = typer.Option(None, help="gaussian:STD | motion:LENGTH,ANGLE | FILE.npy (deblur)"),
+        kernel: Optional[str] = typer.Option(None, help=KERNEL_HELP),
         scale: Optional[int] = typer.Option(None, help="super-resolution factor 2, 3 or 4 (sr)"),
         mask: Optional[str] = typer.Option(None, help="mask FILE (1/white = observed) or random:FRACTION (inpaint)"),
         adapt: Optional[str] = typer.Option(None, help="instance adaptation: internal | external"),
@@ -62,13 +63,23 @@ def _restore_command(task: str) -> Callable[..., None]:
         bit_depth: Optional[int] = typer.Option(None, "--bit-depth", help="8, 16 (32: float TIFF); default: the input's"),
         overwrite: bool = typer.Option(False, "--overwrite", help="replace existing outputs"),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar or messages"),
+        tile: int = typer.Option(512, help="tile side in input pixels; 0: the whole image in one call"),
+        overlap: Optional[int] = typer.Option(None, help="pixels neighbouring tiles share, blended (default: tile/4, <= 64)"),
+        batch_size: int = typer.Option(8, "--batch-size", help="tiles per restorer call"),
+        precision: str = typer.Option("fp32", help="fp32 | fp16 | bf16 (fp32 accumulation; NaN falls back to fp32)"),
+        scheduler: Optional[str] = typer.Option(None, help="Dask scale-out: local (a LocalCluster) or tcp://HOST:PORT"),
+        workers: Optional[int] = typer.Option(None, help="LocalCluster workers (default: CPU count)"),
+        value_range: Optional[float] = typer.Option(
+            None, "--value-range", help="GeoTIFF value meaning full scale, e.g. 4095 for 12-bit (default: type max)"
+        ),
     ) -> None:
         from restore.commands.restore_images import RestoreJob, run_restore_job
 
         job = RestoreJob(
             task=task, inputs=inputs, output=output, model=model, sigma=sigma, kernel=kernel, scale=scale,
             mask=mask, adapt=adapt, adapt_ref=adapt_ref, seed=seed, device=device, bit_depth=bit_depth,
-            overwrite=overwrite, quiet=quiet,
+            overwrite=overwrite, quiet=quiet, tile=tile, overlap=overlap, batch_size=batch_size,
+            precision=precision, scheduler=scheduler, workers=workers, value_range=value_range,
         )
         guarded(lambda: run_restore_job(job))
 
@@ -86,7 +97,7 @@ def degrade(
     output: Path = typer.Option(..., "-o", "--output", help="output file (or folder for a folder input)"),
     task: str = typer.Option(..., help="denoise | deblur | sr | inpaint"),
     sigma: float = typer.Option(0.0, help="noise std in 0-255 units"),
-    kernel: Optional[str] = typer.Option(None, help="gaussian:STD | motion:LENGTH,ANGLE | FILE.npy (deblur)"),
+    kernel: Optional[str] = typer.Option(None, help=KERNEL_HELP),
     scale: Optional[int] = typer.Option(None, help="downsampling factor 2, 3 or 4 (sr)"),
     mask: Optional[str] = typer.Option(None, help="mask FILE or random:FRACTION (inpaint)"),
     mask_out: Optional[Path] = typer.Option(None, "--mask-out", help="save the mask used (inpaint)"),

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import sys
 from contextlib import nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -28,6 +29,7 @@ from restore.tiling import Merger, Tile, TileGrid
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 # Side of the centre crop whole-image decisions (noise level, adaptation) are made on.
 SAMPLE_SIDE = 1024
+DEFAULT_OVERLAP = 64
 # Tiles are not halved below this on out-of-memory.
 MIN_TILE = 32
 
@@ -51,6 +53,28 @@ def upscale_of(operator: Operator) -> int:
     return round(factor)
 
 
+@dataclass
+class BandGroup:
+    """Bands ``bands`` of an image, restored together by ``restorer`` inverting ``operator``."""
+
+    bands: slice
+    restorer: Restorer
+    operator: Operator
+
+
+def band_slices(channels: int, accepted: tuple[int, ...] | None) -> list[slice]:
+    """How to split ``channels`` bands for a restorer taking ``accepted`` channel counts.
+
+    All together when it can; one band at a time when it takes gray images
+    (a 4-band or 8-band satellite raster through a gray/RGB denoiser).
+    """
+    if accepted is None or channels in accepted:
+        return [slice(0, channels)]
+    if 1 in accepted:
+        return [slice(c, c + 1) for c in range(channels)]
+    raise RestoreError(f"the model takes {' or '.join(map(str, accepted))}-channel images, not {channels} bands")
+
+
 class Pipeline:
     """A restorer and an operator, run tile by tile over images of any size.
 
@@ -58,7 +82,8 @@ class Pipeline:
         restorer: a Restorer, or a registry name to load.
         operator: the degradation to invert.
         tile: core side of a tile in input pixels; 0 runs the restorer once on the whole image.
-        overlap: pixels neighbouring tiles share and blend (raised-cosine).
+        overlap: pixels neighbouring tiles share and blend (raised-cosine); default
+            a quarter of the tile, at most 64.
         batch_size: tiles per restorer call.
         device: "cpu", "cuda", "cuda:1", ...
         precision: "fp32", "fp16" or "bf16" compute (outputs and accumulators stay fp32;
@@ -80,7 +105,7 @@ class Pipeline:
         operator: Operator,
         *,
         tile: int = 512,
-        overlap: int = 64,
+        overlap: int | None = None,
         batch_size: int = 8,
         device: str | torch.device = "cpu",
         precision: str = "fp32",
@@ -94,6 +119,8 @@ class Pipeline:
             raise RestoreError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         if batch_size < 1:
             raise RestoreError(f"batch size must be >= 1, got {batch_size}")
+        if overlap is None:
+            overlap = min(DEFAULT_OVERLAP, tile // 4)
         if tile < 0 or overlap < 0 or (tile and overlap >= tile):
             raise RestoreError(f"need tile >= 0 and 0 <= overlap < tile, got tile={tile}, overlap={overlap}")
         self.restorer = load(restorer) if isinstance(restorer, str) else restorer
@@ -143,8 +170,7 @@ class Pipeline:
         results = []
         for b in range(y.shape[0]):
             yb = y[b : b + 1]
-            restorer, operator = self.prepared(centre_crop(yb))
-            results.append(self.restore_block(yb, restorer, operator))
+            results.append(self.restore_block(yb, self.prepared(centre_crop(yb))))
         if len(results) == 1:
             return results[0]
         return Restoration(
@@ -154,10 +180,20 @@ class Pipeline:
             info={"per_image": [r.info for r in results]},
         )
 
-    def prepared(self, sample: torch.Tensor) -> tuple[Restorer, Operator]:
-        """The restorer and operator every tile of an image runs with (see ``Restorer.prepare``)."""
-        generator = torch.Generator().manual_seed(self.seed)
-        return self.restorer.prepare(sample.float(), self.operator, generator=generator)
+    def prepared(self, sample: torch.Tensor) -> list[BandGroup]:
+        """What every tile of an image runs with, per band group (see ``Restorer.prepare``).
+
+        Args:
+            sample: a representative 1 x C x h x w crop of the image (e.g. its centre).
+        """
+        groups = []
+        for bands in band_slices(sample.shape[1], self.restorer.channels):
+            generator = torch.Generator().manual_seed(self.seed)
+            restorer, operator = self.restorer.prepare(sample[:, bands].float(), self.operator, generator=generator)
+            if self.operator.task == "denoise" and self.operator.sigma <= 0 < operator.sigma:
+                self.log(f"estimated noise sigma = {operator.sigma * 255:.2f} (0-255 units)")
+            groups.append(BandGroup(bands, restorer, operator))
+        return groups
 
     def restore_file(self, src, dst, **kwargs) -> None:
         """Stream a raster file to ``dst`` block by block (see ``restore.raster.restore_raster``)."""
@@ -166,13 +202,20 @@ class Pipeline:
         restore_raster(self, src, dst, **kwargs)
 
     # ---- the block function every path shares ---------------------------------
-    def restore_block(
-        self, y: torch.Tensor, restorer: Restorer, operator: Operator, origin: tuple[int, int] = (0, 0)
-    ) -> Restoration:
+    def restore_block(self, y: torch.Tensor, groups: list[BandGroup], origin: tuple[int, int] = (0, 0)) -> Restoration:
         """Restore 1 x C x H x W ``y`` (held off the device) tile by tile; ``origin`` is its place in the image.
 
-        On CUDA out-of-memory the tile is halved and the block redone.
+        ``groups`` comes from :meth:`prepared`. On CUDA out-of-memory the tile
+        is halved and the block redone.
         """
+        parts = [self._restore_bands(y[:, g.bands], g.restorer, g.operator, origin) for g in groups]
+        if len(parts) == 1:
+            return parts[0]
+        cat = lambda name, dim: torch.cat([getattr(r, name) for r in parts], dim) if getattr(parts[0], name) is not None else None  # noqa: E731
+        return Restoration(image=cat("image", 1), std=cat("std", 1), samples=cat("samples", 2),
+                           info={"bands": [r.info for r in parts]})
+
+    def _restore_bands(self, y: torch.Tensor, restorer: Restorer, operator: Operator, origin: tuple[int, int]) -> Restoration:
         tile = self.tile
         while True:
             try:
@@ -185,6 +228,7 @@ class Pipeline:
                     raise RestoreError(f"out of memory on {self.device} even with {MIN_TILE}-pixel tiles") from None
                 self.log(f"out of memory on {self.device} with tile {tile or 'whole image'}: retrying with tile {smaller}")
                 tile = self.tile = smaller
+                self.overlap = min(self.overlap, tile // 2)
 
     def _tiled(self, y: torch.Tensor, restorer: Restorer, operator: Operator, origin: tuple[int, int], tile: int) -> Restoration:
         h, w = y.shape[-2:]

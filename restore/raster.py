@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import os
 import threading
+import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from restore.errors import RestoreError
 
@@ -35,9 +37,22 @@ def _rasterio():
     return rasterio
 
 
-def is_raster(path: Path) -> bool:
-    """Whether ``path`` is a TIFF to stream through rasterio (GeoTIFFs and plain TIFFs alike)."""
-    return Path(path).suffix.lower() in (".tif", ".tiff")
+# TIFFs with more pixels than this are streamed even without georeferencing.
+STREAM_PIXELS = 4096 * 4096
+
+
+def wants_streaming(path: Path) -> bool:
+    """Whether a file should go through block streaming: a georeferenced or very large TIFF."""
+    if Path(path).suffix.lower() not in (".tif", ".tiff"):
+        return False
+    rasterio = _rasterio()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+            with rasterio.open(path) as src:
+                return src.crs is not None or src.gcps[0] != [] or src.width * src.height > STREAM_PIXELS
+    except rasterio.errors.RasterioIOError:
+        return False  # let the ordinary reader give its own message
 
 
 class RasterReader:
@@ -168,7 +183,7 @@ class RasterWriter:
                  tiled=True, blockxsize=WRITE_BLOCK, blockysize=WRITE_BLOCK, compress="deflate",
                  predictor=3 if self.dtype.kind == "f" else 2, BIGTIFF="IF_SAFER")
         if p.get("transform") is not None and s != 1:
-            p["transform"] = p["transform"] * Affine.scale(1 / s)
+            p["transform"] = p["transform"] @ Affine.scale(1 / s)
         if h < WRITE_BLOCK or w < WRITE_BLOCK:
             p.update(tiled=False)
             p.pop("blockxsize")
@@ -237,14 +252,15 @@ def restore_raster(pipeline, src: str | Path, dst: str | Path, *, value_range: f
         return
     from restore.tiling import TileGrid
 
-    restorer, operator = pipeline.prepared(torch.from_numpy(_centre_sample(reader))[None])
+    groups = pipeline.prepared(torch.from_numpy(_centre_sample(reader))[None])
     side = pipeline.block if pipeline.tile else max(reader.height, reader.width)
     blocks = TileGrid(reader.height, reader.width, tile=side, halo=pipeline.halo)
     s = pipeline.upscale
+    bar = tqdm(blocks, total=len(blocks), unit="block", disable=not pipeline.progress or len(blocks) == 1)
     with writer:
-        for block in blocks:
+        for block in bar:
             y = torch.from_numpy(reader.read(*block.read))[None]
-            out = pipeline.restore_block(y, restorer, operator, origin=(block.read[0], block.read[2])).image[0]
+            out = pipeline.restore_block(y, groups, origin=(block.read[0], block.read[2])).image[0]
             rows, cols = block.core_in_read(s)
             r0, _, c0, _ = block.core
             writer.write(r0 * s, c0 * s, out[:, rows, cols].numpy(), _output_nodata(reader, block.core, s))

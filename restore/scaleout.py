@@ -26,7 +26,7 @@ def _import_dask():
 
 def _restore_chunk(block: np.ndarray, *, job, halo: int, upscale: int, block_info=None) -> np.ndarray:
     """Restore one C x h x w chunk with its halo and return its centre at output resolution."""
-    pipeline, restorer, operator = job
+    pipeline, groups = job
     if os.environ.get("RESTORE_DASK_WORKER_THREADS"):
         torch.set_num_threads(int(os.environ["RESTORE_DASK_WORKER_THREADS"]))
     info = block_info[0]
@@ -37,7 +37,7 @@ def _restore_chunk(block: np.ndarray, *, job, halo: int, upscale: int, block_inf
     right = halo if c_loc < c_num - 1 else 0
     origin = (info["array-location"][1][0], info["array-location"][2][0])
     y = torch.from_numpy(np.ascontiguousarray(block, dtype=np.float32))[None]
-    out = pipeline.restore_block(y, restorer, operator, origin=origin).image[0].numpy()
+    out = pipeline.restore_block(y, groups, origin=origin).image[0].numpy()
     h, w = out.shape[-2:]
     s = upscale
     return out[:, top * s : h - bottom * s, left * s : w - right * s]
@@ -49,7 +49,7 @@ def restore_dask_array(pipeline, array, *, prepared=None):
     Args:
         pipeline: a ``restore.pipeline.Pipeline``.
         array: the measurement; chunks must be at least ``pipeline.halo`` wide.
-        prepared: (restorer, operator) already prepared for this image; default:
+        prepared: ``pipeline.prepared(...)`` for this image; default:
             prepared on the array's central 1024 x 1024 crop.
     """
     dask, da = _import_dask()
@@ -67,7 +67,7 @@ def restore_dask_array(pipeline, array, *, prepared=None):
         r0, c0 = max(0, (h - 1024) // 2), max(0, (w - 1024) // 2)
         sample = torch.from_numpy(np.asarray(array[:, r0 : r0 + 1024, c0 : c0 + 1024].compute()))[None]
         prepared = pipeline.prepared(sample)
-    job = dask.delayed((pipeline, *prepared), pure=True)
+    job = dask.delayed((pipeline, prepared), pure=True)
     chunks = (array.chunks[0], tuple(c * s for c in array.chunks[1]), tuple(c * s for c in array.chunks[2]))
     out = da.map_overlap(
         _restore_chunk, array, depth={0: 0, 1: depth, 2: depth}, boundary="none", trim=False,

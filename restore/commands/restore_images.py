@@ -15,6 +15,8 @@ from restore.commands.operator_options import build_operator, load_mask, validat
 from restore.errors import RestoreError
 from restore.io import ImageData, read_image, write_image
 from restore.operators.noise_level import estimate_sigma
+from restore.pipeline import PRECISIONS, Pipeline
+from restore.raster import wants_streaming
 from restore.restorers import available, load, names_for_task
 
 
@@ -37,6 +39,13 @@ class RestoreJob:
     bit_depth: int | None = None
     overwrite: bool = False
     quiet: bool = False
+    tile: int = 512
+    overlap: int | None = None
+    batch_size: int = 8
+    precision: str = "fp32"
+    scheduler: str | None = None
+    workers: int | None = None
+    value_range: float | None = None
 
 
 def check_model(model: str, task: str) -> None:
@@ -67,12 +76,13 @@ def run_restore_job(job: RestoreJob) -> None:
     check_device(job.device)
     if job.adapt_ref is not None and job.adapt is None:
         job.adapt = "external"
+    check_tiling(job)
     pairs = plan_outputs(job.inputs, job.output, "restored")
     ref = read_image(job.adapt_ref).pixels if job.adapt_ref is not None else None
     restorer = load(job.model, device=job.device, adapt=job.adapt, adapt_ref=ref)
     generator = torch.Generator().manual_seed(job.seed)
     failures = 0
-    show_bar = len(pairs) > 1 and not job.quiet
+    show_bar = len(pairs) > 1 and not job.quiet and sys.stderr.isatty()
     for src, dst in tqdm(pairs, disable=not show_bar, unit="img", desc=job.task):
         if dst.exists() and not job.overwrite:
             _say(job, f"skipped {dst} (exists; --overwrite to replace)")
@@ -88,7 +98,34 @@ def run_restore_job(job: RestoreJob) -> None:
         raise RestoreError(f"{failures} of {len(pairs)} images failed")
 
 
+def check_tiling(job: RestoreJob) -> None:
+    """Refuse bad tiling, precision and scale-out options before any work is done."""
+    if job.tile < 0 or (job.overlap or 0) < 0:
+        raise RestoreError(f"--tile and --overlap must be >= 0, got {job.tile} and {job.overlap}")
+    if job.tile and job.overlap is not None and job.overlap >= job.tile:
+        raise RestoreError(f"--overlap ({job.overlap}) must be smaller than --tile ({job.tile})")
+    if job.batch_size < 1:
+        raise RestoreError(f"--batch-size must be >= 1, got {job.batch_size}")
+    if job.precision not in PRECISIONS:
+        raise RestoreError(f"--precision must be one of {', '.join(PRECISIONS)}, got {job.precision!r}")
+    if job.workers is not None and job.workers < 1:
+        raise RestoreError(f"--workers must be >= 1, got {job.workers}")
+    if job.value_range is not None and not job.value_range > 0:
+        raise RestoreError(f"--value-range must be > 0, got {job.value_range}")
+
+
+def _pipeline(job: RestoreJob, restorer, operator) -> Pipeline:
+    return Pipeline(
+        restorer, operator, tile=job.tile, overlap=job.overlap, batch_size=job.batch_size, device=job.device,
+        precision=job.precision, seed=job.seed, progress=not job.quiet and sys.stderr.isatty(),
+        log=lambda message: _say(job, message),
+    )
+
+
 def _restore_file(job: RestoreJob, restorer, src: Path, dst: Path, generator: torch.Generator) -> None:
+    if job.scheduler is not None or wants_streaming(src):
+        _restore_raster(job, restorer, src, dst)
+        return
     img = read_image(src)
     y = img.pixels
     mask = load_mask(job.mask, tuple(y.shape[-2:]), generator)
@@ -97,10 +134,25 @@ def _restore_file(job: RestoreJob, restorer, src: Path, dst: Path, generator: to
         sigma = estimate_sigma(y) * 255
         _say(job, f"{src.name}: estimated noise sigma = {sigma:.2f} (0-255 units)")
     op = build_operator(job.task, sigma_255=sigma, kernel=job.kernel, scale=job.scale, mask=mask)
-    result = restorer.restore(y, op, generator=generator)
+    result = _pipeline(job, restorer, op).run(y)
     alpha = _resize_alpha(img, result.image.shape[-2:])
     write_image(dst, result.image, bit_depth=job.bit_depth or img.bit_depth, alpha=alpha,
                 overwrite=job.overwrite, protect=[src])
+    _say(job, f"wrote {dst}")
+
+
+def _restore_raster(job: RestoreJob, restorer, src: Path, dst: Path) -> None:
+    """Stream a (Geo)TIFF block by block, in this process or on a Dask cluster."""
+    if dst.suffix.lower() not in (".tif", ".tiff"):
+        raise RestoreError(f"a GeoTIFF input is written as a GeoTIFF: name the output .tif, not {dst.suffix}")
+    if job.mask is not None:
+        raise RestoreError("inpainting a streamed raster is not supported; pass a PNG/TIFF without georeferencing")
+    if job.bit_depth is not None:
+        raise RestoreError("--bit-depth does not apply to GeoTIFF outputs: they keep the input's pixel type")
+    op = build_operator(job.task, sigma_255=job.sigma, kernel=job.kernel, scale=job.scale, mask=None)
+    pipe = _pipeline(job, restorer, op)
+    pipe.restore_file(src, dst, value_range=job.value_range, overwrite=job.overwrite,
+                      scheduler=job.scheduler, workers=job.workers)
     _say(job, f"wrote {dst}")
 
 

@@ -119,8 +119,9 @@ class LidiaRestorer(Restorer):
 
     def to(self, device: str | torch.device) -> "LidiaRestorer":
         """Run on ``device``; networks are rebuilt there on first use."""
-        self.device = torch.device(device)
-        self._folded = {}
+        if torch.device(device) != self.device:
+            self.device = torch.device(device)
+            self._folded = {}
         return self
 
     def prepare(
