@@ -244,17 +244,17 @@ def _border_excess(out: torch.Tensor, tile: int, overlap: int) -> float:
 
 def test_stochastic_restorer_shows_no_seams(image):
     op = Denoise(0.1)
-    flat = torch.full((1, 1, 128, 256), 0.5)
+    flat = torch.full((1, 1, 512, 256), 0.5)
     tiled = Pipeline(NoisyBlur(), op, tile=64, overlap=16, batch_size=4, seed=3)(flat)
     # Same noise at the same place: the tiled output equals one call with that noise.
     whole = NoisyBlur().restore(flat, op, noise=PositionalNoise(3, [(0, 0)])).image
     assert torch.allclose(tiled, whole, atol=1e-6)
-    assert abs(_border_excess(tiled, 64, 16) - 1) < 0.05
+    assert abs(_border_excess(tiled, 64, 16) - 1) < 0.04
     # The check can fail: per-tile streams leave a visible grid (a jump where cores
     # abut, a band of averaged, weaker texture where they are blended).
     for overlap in (0, 16):
         seamy = Pipeline(PerTileNoise(), op, tile=64, overlap=overlap, batch_size=1)(flat)
-        assert abs(_border_excess(seamy, 64, overlap) - 1) > 0.1
+        assert abs(_border_excess(seamy, 64, overlap) - 1) > 0.07
 
 
 # ---- precision and device fallbacks ------------------------------------------
