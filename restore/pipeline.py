@@ -83,7 +83,8 @@ class Pipeline:
         operator: the degradation to invert.
         tile: core side of a tile in input pixels; 0 runs the restorer once on the whole image.
         overlap: pixels neighbouring tiles share and blend (raised-cosine); default
-            a quarter of the tile, at most 64.
+            a quarter of the tile, at most 64, for stochastic restorers, and 0 for
+            deterministic ones (their halo already makes tiles agree).
         batch_size: tiles per restorer call.
         device: "cpu", "cuda", "cuda:1", ...
         precision: "fp32", "fp16" or "bf16" compute (outputs and accumulators stay fp32;
@@ -119,11 +120,13 @@ class Pipeline:
             raise RestoreError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         if batch_size < 1:
             raise RestoreError(f"batch size must be >= 1, got {batch_size}")
+        self.restorer = load(restorer) if isinstance(restorer, str) else restorer
         if overlap is None:
-            overlap = min(DEFAULT_OVERLAP, tile // 4)
+            # A deterministic restorer with a full halo gives the same core whatever
+            # the tile, so blending would only cost time; samplers need it.
+            overlap = min(DEFAULT_OVERLAP, tile // 4) if self.restorer.stochastic else 0
         if tile < 0 or overlap < 0 or (tile and overlap >= tile):
             raise RestoreError(f"need tile >= 0 and 0 <= overlap < tile, got tile={tile}, overlap={overlap}")
-        self.restorer = load(restorer) if isinstance(restorer, str) else restorer
         self.device = torch.device(device)
         self.restorer.to(self.device)
         self.operator = operator
@@ -202,24 +205,38 @@ class Pipeline:
         restore_raster(self, src, dst, **kwargs)
 
     # ---- the block function every path shares ---------------------------------
-    def restore_block(self, y: torch.Tensor, groups: list[BandGroup], origin: tuple[int, int] = (0, 0)) -> Restoration:
-        """Restore 1 x C x H x W ``y`` (held off the device) tile by tile; ``origin`` is its place in the image.
+    def restore_block(
+        self,
+        y: torch.Tensor,
+        groups: list[BandGroup],
+        origin: tuple[int, int] = (0, 0),
+        region: tuple[int, int, int, int] | None = None,
+    ) -> Restoration:
+        """Restore 1 x C x H x W ``y`` (held off the device) tile by tile.
 
-        ``groups`` comes from :meth:`prepared`. On CUDA out-of-memory the tile
-        is halved and the block redone.
+        Args:
+            y: the block, with whatever context around ``region`` it has.
+            groups: from :meth:`prepared`.
+            origin: the block's place in the whole image (for positional noise).
+            region: (row0, row1, col0, col1) of ``y`` to restore (default all); the
+                output covers just that region, at output resolution.
+
+        On CUDA out-of-memory the tile is halved and the block redone.
         """
-        parts = [self._restore_bands(y[:, g.bands], g.restorer, g.operator, origin) for g in groups]
+        region = region or (0, y.shape[-2], 0, y.shape[-1])
+        parts = [self._restore_bands(y[:, g.bands], g.restorer, g.operator, origin, region) for g in groups]
         if len(parts) == 1:
             return parts[0]
         cat = lambda name, dim: torch.cat([getattr(r, name) for r in parts], dim) if getattr(parts[0], name) is not None else None  # noqa: E731
         return Restoration(image=cat("image", 1), std=cat("std", 1), samples=cat("samples", 2),
                            info={"bands": [r.info for r in parts]})
 
-    def _restore_bands(self, y: torch.Tensor, restorer: Restorer, operator: Operator, origin: tuple[int, int]) -> Restoration:
+    def _restore_bands(self, y: torch.Tensor, restorer: Restorer, operator: Operator, origin: tuple[int, int],
+                       region: tuple[int, int, int, int]) -> Restoration:
         tile = self.tile
         while True:
             try:
-                return self._tiled(y, restorer, operator, origin, tile)
+                return self._tiled(y, restorer, operator, origin, region, tile)
             except torch.cuda.OutOfMemoryError:
                 if self.device.type == "cuda":
                     torch.cuda.empty_cache()
@@ -230,10 +247,12 @@ class Pipeline:
                 tile = self.tile = smaller
                 self.overlap = min(self.overlap, tile // 2)
 
-    def _tiled(self, y: torch.Tensor, restorer: Restorer, operator: Operator, origin: tuple[int, int], tile: int) -> Restoration:
-        h, w = y.shape[-2:]
+    def _tiled(self, y: torch.Tensor, restorer: Restorer, operator: Operator, origin: tuple[int, int],
+               region: tuple[int, int, int, int], tile: int) -> Restoration:
         s = self.upscale
-        grid = TileGrid(h, w, tile=tile, overlap=self.overlap, halo=self.halo, multiple=restorer.tile_multiple)
+        grid = TileGrid(y.shape[-2], y.shape[-1], tile=tile, overlap=self.overlap, halo=self.halo,
+                        multiple=restorer.tile_multiple, region=region)
+        h, w = region[1] - region[0], region[3] - region[2]
         mergers: dict[str, Merger] = {}
         info: dict = {}
         bar = tqdm(total=len(grid), unit="tile", disable=not self.progress or len(grid) == 1, leave=False)
@@ -251,7 +270,9 @@ class Pipeline:
                         lead = tuple(values.shape[1:-3])
                         mergers[name] = Merger(values.shape[-3], h * s, w * s, self.overlap * s, lead)
                     rows, cols = t.core_in_read(s)
-                    mergers[name].add(tuple(v * s for v in t.core), values[k][..., rows, cols])
+                    r0, r1, c0, c1 = t.core
+                    core = ((r0 - region[0]) * s, (r1 - region[0]) * s, (c0 - region[2]) * s, (c1 - region[2]) * s)
+                    mergers[name].add(core, values[k][..., rows, cols])
             bar.update(len(batch))
         bar.close()
         merged = {name: m.finalize() for name, m in mergers.items()}

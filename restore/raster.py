@@ -260,10 +260,10 @@ def restore_raster(pipeline, src: str | Path, dst: str | Path, *, value_range: f
     with writer:
         for block in bar:
             y = torch.from_numpy(reader.read(*block.read))[None]
-            out = pipeline.restore_block(y, groups, origin=(block.read[0], block.read[2])).image[0]
-            rows, cols = block.core_in_read(s)
-            r0, _, c0, _ = block.core
-            writer.write(r0 * s, c0 * s, out[:, rows, cols].numpy(), _output_nodata(reader, block.core, s))
+            r0, r1, c0, c1 = block.core
+            q0, _, p0, _ = block.read
+            out = pipeline.restore_block(y, groups, origin=(q0, p0), region=(r0 - q0, r1 - q0, c0 - p0, c1 - p0))
+            writer.write(r0 * s, c0 * s, out.image[0].numpy(), _output_nodata(reader, block.core, s))
 
 
 def _centre_sample(reader: RasterReader, side: int = 1024) -> np.ndarray:

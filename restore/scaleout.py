@@ -24,7 +24,7 @@ def _import_dask():
     return dask, da
 
 
-def _restore_chunk(block: np.ndarray, *, job, halo: int, upscale: int, block_info=None) -> np.ndarray:
+def _restore_chunk(block: np.ndarray, *, job, halo: int, block_info=None) -> np.ndarray:
     """Restore one C x h x w chunk with its halo and return its centre at output resolution."""
     pipeline, groups = job
     if os.environ.get("RESTORE_DASK_WORKER_THREADS"):
@@ -35,12 +35,14 @@ def _restore_chunk(block: np.ndarray, *, job, halo: int, upscale: int, block_inf
     left = halo if c_loc > 0 else 0
     bottom = halo if r_loc < r_num - 1 else 0
     right = halo if c_loc < c_num - 1 else 0
-    origin = (info["array-location"][1][0], info["array-location"][2][0])
+    # Where this chunk's halo starts in the image (block_info[0] counts in the
+    # overlapped array; the output's location, over the upscale, is the core's).
+    out_rows, out_cols = block_info[None]["array-location"][1:]
+    origin = (out_rows[0] // pipeline.upscale - top, out_cols[0] // pipeline.upscale - left)
     y = torch.from_numpy(np.ascontiguousarray(block, dtype=np.float32))[None]
-    out = pipeline.restore_block(y, groups, origin=origin).image[0].numpy()
-    h, w = out.shape[-2:]
-    s = upscale
-    return out[:, top * s : h - bottom * s, left * s : w - right * s]
+    h, w = y.shape[-2:]
+    region = (top, h - bottom, left, w - right)
+    return pipeline.restore_block(y, groups, origin=origin, region=region).image[0].numpy()
 
 
 def restore_dask_array(pipeline, array, *, prepared=None):
@@ -71,7 +73,7 @@ def restore_dask_array(pipeline, array, *, prepared=None):
     chunks = (array.chunks[0], tuple(c * s for c in array.chunks[1]), tuple(c * s for c in array.chunks[2]))
     out = da.map_overlap(
         _restore_chunk, array, depth={0: 0, 1: depth, 2: depth}, boundary="none", trim=False,
-        dtype=np.float32, chunks=chunks, job=job, halo=depth, upscale=s,
+        dtype=np.float32, chunks=chunks, job=job, halo=depth,
     )
     return out[0] if squeeze else out
 

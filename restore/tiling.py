@@ -65,7 +65,7 @@ def _read_span(start: int, end: int, halo: int, size: int, length: int) -> tuple
 
 
 class TileGrid:
-    """The tiles covering an H x W image.
+    """The tiles covering an H x W image (or a region of it).
 
     Args:
         height, width: image size (input pixels).
@@ -74,34 +74,41 @@ class TileGrid:
         halo: context on each side of a core (discarded).
         multiple: the read window's side is rounded up to a multiple of this
             (nets that downsample need it); the extra goes to the halo.
+        region: (row0, row1, col0, col1) the cores cover; default the whole
+            image. Read windows may reach outside it (a streamed block's halo).
     """
 
-    def __init__(self, height: int, width: int, *, tile: int, overlap: int = 0, halo: int = 0, multiple: int = 1) -> None:
+    def __init__(self, height: int, width: int, *, tile: int, overlap: int = 0, halo: int = 0, multiple: int = 1,
+                 region: tuple[int, int, int, int] | None = None) -> None:
         if tile < 0 or overlap < 0 or halo < 0 or multiple < 1:
             raise RestoreError(f"tile, overlap and halo must be >= 0, got tile={tile}, overlap={overlap}, halo={halo}")
         if tile and overlap >= tile:
             raise RestoreError(f"overlap ({overlap}) must be smaller than the tile ({tile})")
         self.height, self.width = height, width
-        self.tile = tile if tile else max(height, width)
+        self.region = region or (0, height, 0, width)
+        r0, r1, c0, c1 = self.region
+        self.tile = tile if tile else max(r1 - r0, c1 - c0)
         self.overlap = overlap if tile else 0
         window = self.tile + 2 * halo
         self.window = math.ceil(window / multiple) * multiple
         self.halo = halo
 
     def __len__(self) -> int:
-        return len(self._starts(self.height)) * len(self._starts(self.width))
+        r0, r1, c0, c1 = self.region
+        return len(self._starts(r1 - r0)) * len(self._starts(c1 - c0))
 
     def _starts(self, size: int) -> list[int]:
         return tile_starts(size, self.tile, self.overlap)
 
     def __iter__(self) -> Iterator[Tile]:
-        for i in self._starts(self.height):
-            i1 = min(i + self.tile, self.height)
-            r = _read_span(i, i1, self.halo, self.height, min(self.window, self.height))
-            for j in self._starts(self.width):
-                j1 = min(j + self.tile, self.width)
-                c = _read_span(j, j1, self.halo, self.width, min(self.window, self.width))
-                yield Tile(core=(i, i1, j, j1), read=(r[0], r[1], c[0], c[1]))
+        r0, r1, c0, c1 = self.region
+        for i in self._starts(r1 - r0):
+            i0, i1 = r0 + i, min(r0 + i + self.tile, r1)
+            r = _read_span(i0, i1, self.halo, self.height, min(self.window, self.height))
+            for j in self._starts(c1 - c0):
+                j0, j1 = c0 + j, min(c0 + j + self.tile, c1)
+                c = _read_span(j0, j1, self.halo, self.width, min(self.window, self.width))
+                yield Tile(core=(i0, i1, j0, j1), read=(r[0], r[1], c[0], c[1]))
 
     def batches(self, size: int) -> Iterator[list[Tile]]:
         """The tiles in lists of at most ``size`` (all with read windows of one shape)."""

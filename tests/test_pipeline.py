@@ -308,3 +308,13 @@ def test_lidia_prepared_once_matches_whole_image_on_a_tile():
     window = y[..., 0:172, 0:172]  # core 0:60 x 0:60 with a 56-px halo below and right (and more)
     tile_out = group.restorer.restore(window, group.operator).image
     assert torch.allclose(tile_out[..., :60, :60], whole[..., :60, :60], atol=1e-4)
+
+
+def test_dask_chunks_draw_the_noise_of_their_place_in_the_image():
+    import dask.array as da
+
+    flat = torch.full((1, 96, 120), 0.5)
+    pipe = Pipeline(NoisyBlur(), Denoise(0.1), tile=32, overlap=8, seed=5)
+    in_memory = pipe(flat)
+    lazy = pipe(da.from_array(flat.numpy(), chunks=(1, 48, 40))).compute(scheduler="sync")
+    assert np.abs(lazy - in_memory.numpy()).max() < 1e-5
