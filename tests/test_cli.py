@@ -77,6 +77,10 @@ def test_folder_in_folder_out_and_skip_existing(tmp_path, clean_png):
         (None, ["--model", "nope"], "unknown model"),
         (None, ["--sigma", "-5"], "--sigma"),
         (None, ["--model", "lidia", "--scale", "2"], "scale"),
+        (None, ["--tile", "64", "--overlap", "64"], "--overlap"),
+        (None, ["--precision", "fp8"], "--precision"),
+        (None, ["--batch-size", "0"], "--batch-size"),
+        (None, ["--device", "cuda:7"], "cuda"),
     ],
 )
 def test_bad_input_gives_one_line_and_no_output(tmp_path, clean_png, make_input, args, message):
@@ -114,3 +118,23 @@ def test_console_process_prints_no_traceback(tmp_path):
     )
     assert proc.returncode == 1
     assert proc.stderr.strip().count("\n") == 0 and "Traceback" not in proc.stderr
+
+
+def test_tile_options_give_the_untiled_pixels(tmp_path, clean_png):
+    noisy = tmp_path / "noisy.png"
+    invoke("degrade", clean_png, "-o", noisy, "--task", "denoise", "--sigma", 25, "--seed", 0)
+    outs = {}
+    for name, args in {"whole": ["--tile", 0], "tiled": ["--tile", 40, "--batch-size", 3]}.items():
+        outs[name] = tmp_path / f"{name}.png"
+        result = invoke("denoise", noisy, "-o", outs[name], "--model", "nlm", "--sigma", 25, *args)
+        assert result.exit_code == 0, result.output
+    assert outs["whole"].read_bytes() == outs["tiled"].read_bytes()
+
+
+def test_reduced_precision_runs_lidia(tmp_path, clean_png):
+    noisy, out = tmp_path / "noisy.png", tmp_path / "out.png"
+    invoke("degrade", clean_png, "-o", noisy, "--task", "denoise", "--sigma", 25, "--seed", 0)
+    result = invoke("denoise", noisy, "-o", out, "--model", "lidia", "--sigma", 25, "--precision", "bf16", "-q")
+    assert result.exit_code == 0, result.output
+    x, z = read_image(clean_png).pixels, read_image(out).pixels
+    assert 10 * np.log10(1 / float(((z - x) ** 2).mean())) > 27

@@ -67,6 +67,8 @@ def check_device(device: str) -> None:
         raise RestoreError(f"unknown device '{device}' (use cpu, cuda or cuda:N)") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise RestoreError(f"device '{device}' requested but no CUDA GPU is available here")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise RestoreError(f"device '{device}' requested but this machine has {torch.cuda.device_count()} CUDA GPU(s)")
 
 
 def run_restore_job(job: RestoreJob) -> None:

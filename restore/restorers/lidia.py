@@ -150,6 +150,10 @@ class LidiaRestorer(Restorer):
     def _restore(self, y: torch.Tensor, operator: Operator, *, generator: torch.Generator | None) -> Restoration:
         if min(y.shape[-2:]) < MIN_SIDE:
             raise RestoreError(f"image {y.shape[-2]}x{y.shape[-1]} is smaller than LIDIA's minimum {MIN_SIDE}x{MIN_SIDE}")
+        if operator.sigma > 0 and not self.adapt:
+            # One known noise level and one network: the whole batch in one pass.
+            image, info = self._restore_one(y, operator.sigma, generator)
+            return Restoration(image=image, info=info)
         outputs, infos = [], []
         for b in range(y.shape[0]):
             image, info = self._restore_one(y[b : b + 1], operator.sigma, generator)
