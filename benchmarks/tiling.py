@@ -1,7 +1,8 @@
 """Pipeline throughput (megapixels per second) over tile sizes and batch sizes, per restorer and device.
 
     python benchmarks/tiling.py --models nlm --size 1024 --out benchmarks/results/tiling_cpu_nlm
-    python benchmarks/tiling.py --models lidia --size 512 --tiles 128 256 512 --batches 1 4 16 --out benchmarks/results/tiling_cpu_lidia
+    python benchmarks/tiling.py --models lidia --size 512 --tiles 128 256 512 --batches 1 4 16 \
+        --out benchmarks/results/tiling_cpu_lidia
     python benchmarks/tiling.py --models lidia --device cuda --out benchmarks/results/tiling_gpu_lidia   # where a GPU is lent
 
 The input is scikit-image's camera tiled to ``--size`` x ``--size`` with sigma

@@ -262,3 +262,28 @@ def test_satellite_bad_args(kwargs: dict) -> None:
 
 def test_satellite_refuses_indivisible_size() -> None:
     assert_one_line_error(satellite_operator(0.15, factor=4), torch.rand(1, 3, 30, 32), match="divisible")
+
+
+def test_decimate_interpolation_passes_through_the_samples_and_is_smooth():
+    from skimage import data
+
+    x = torch.from_numpy(data.camera()[:128, :128].astype(np.float64) / 255)[None, None]
+    for f in (2, 3, 4):
+        d = Decimate(f)
+        xi = d.interpolate(d(x[..., : 128 - 128 % f, : 128 - 128 % f]))
+        assert torch.allclose(d(xi), d(x[..., : 128 - 128 % f, : 128 - 128 % f]), atol=1e-12)
+        # Far better than zero insertion (the exact pinv) as a starting image.
+        ref = x[..., : 128 - 128 % f, : 128 - 128 % f]
+        err_interp = ((xi - ref) ** 2).mean()
+        err_zero = ((d.pinv(d(ref)) - ref) ** 2).mean()
+        assert err_interp < err_zero / 10
+
+
+def test_sensor_pinv_is_a_usable_initialisation():
+    from skimage import data
+
+    x = torch.from_numpy(data.camera()[:128, :128].astype(np.float64) / 255)[None, None]
+    op = satellite_operator(0.15, factor=4, sigma=0.01)
+    y = op.measure(x, torch.Generator().manual_seed(0))
+    psnr = float(10 * torch.log10(1 / ((op.pinv(y).clamp(0, 1) - x) ** 2).mean()))
+    assert psnr > 20

@@ -14,9 +14,11 @@ from __future__ import annotations
 from numbers import Integral
 
 import torch
+import torch.nn.functional as F
 
 from restore.errors import RestoreError
 from restore.operators.base import Operator, check_image
+from restore.operators.downsample import cubic
 from restore.operators.noise import GaussianNoise, NoiseModel
 
 
@@ -77,3 +79,39 @@ class Decimate(Operator):
     def pinv(self, y: torch.Tensor) -> torch.Tensor:
         """A^+ y = A^T y (zero insertion), exact since A A^T = I."""
         return self.adjoint(y)
+
+    def interpolate(self, y: torch.Tensor) -> torch.Tensor:
+        """Keys cubic interpolation of y onto the fine grid, through the kept samples.
+
+        Not a pseudo-inverse (it fills the pixels A ignores) but the usual
+        initialisation for iterative restorers: A interpolate(y) = y exactly,
+        since the cubic kernel is 1 at 0 and 0 at the other integers.
+        """
+        check_image(y, "y")
+        f = self.factor
+        taps = torch.arange(-2 * f + 1, 2 * f, dtype=torch.float64)
+        kernel = cubic(taps / f).to(y.device, y.dtype)
+        c = y.shape[1]
+        x = self.adjoint(y)
+        # Replicate the edge: the last kept pixel sits f - 1 pixels before the end.
+        pad = 2 * f - 1
+        x = F.pad(x, [pad, pad, pad, pad])
+        x = _fill_edges(x, y, f, pad)
+        x = F.conv2d(x, kernel.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
+        return F.conv2d(x, kernel.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+
+
+def _fill_edges(x: torch.Tensor, y: torch.Tensor, f: int, pad: int) -> torch.Tensor:
+    """Put replicated edge samples of y on the sample grid of the padding (so borders interpolate flat)."""
+    h, w = y.shape[-2:]
+    rows = torch.arange(-2, h + 2).clamp(0, h - 1)
+    cols = torch.arange(-2, w + 2).clamp(0, w - 1)
+    ext = y[..., rows, :][..., :, cols]
+    grid = torch.zeros_like(x)
+    # Sample k of the extended grid (k = -2 .. n + 1) sits at padded index pad + f k.
+    r_idx = pad + f * torch.arange(-2, h + 2)
+    c_idx = pad + f * torch.arange(-2, w + 2)
+    keep_r = (r_idx >= 0) & (r_idx < x.shape[-2])
+    keep_c = (c_idx >= 0) & (c_idx < x.shape[-1])
+    grid[..., r_idx[keep_r][:, None], c_idx[keep_c][None, :]] = ext[..., keep_r, :][..., :, keep_c]
+    return grid

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from numbers import Integral
 
+import torch
+
 from restore.errors import RestoreError
 from restore.operators.base import Operator
 from restore.operators.blur import Blur
@@ -16,6 +18,20 @@ from restore.operators.noise import GaussianNoise, NoiseModel, PoissonGaussianNo
 # by its mirror image without a jump, and is the very extension Blur.pinv mirrors
 # with, so for this symmetric PSF its Wiener inverse stays exact at the borders.
 BOUNDARY = "symmetric"
+
+
+class SensorOperator(Compose):
+    """Blur then decimation, whose ``pinv`` interpolates before deblurring.
+
+    Chaining the factors' pinvs would zero-fill the missing pixels and then
+    deblur that, a poor start for iterative restorers; cubic interpolation
+    through the samples, then the blur's regularised inverse, is a good one.
+    """
+
+    def pinv(self, y: torch.Tensor) -> torch.Tensor:
+        """An initialisation: the blur's pinv of the cubic interpolation of y."""
+        blur, decimate = self.ops
+        return blur.pinv(decimate.interpolate(y))
 
 
 def satellite_operator(
@@ -59,4 +75,4 @@ def satellite_operator(
     blur = Blur(mtf_psf(mtf_nyquist, factor=factor), sigma=noise.sigma, boundary=BOUNDARY)
     if factor == 1:
         return Compose(blur, noise=noise)
-    return Compose(blur, Decimate(factor), noise=noise)
+    return SensorOperator(blur, Decimate(factor), noise=noise)
