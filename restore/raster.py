@@ -23,6 +23,13 @@ from tqdm import tqdm
 
 from restore.errors import RestoreError
 
+# GDAL caches raster blocks up to 5% of RAM by default, and keeps written blocks
+# in that cache: memory would grow with the raster. 64 MB bounds it (an
+# explicit GDAL_CACHEMAX in the environment wins). Set before GDAL first reads
+# it, which is at the first raster access in this process (Dask workers too,
+# since they import this module to unpickle a reader).
+os.environ.setdefault("GDAL_CACHEMAX", "64")
+
 # Output blocks of the written GeoTIFF (a multiple of 16, as GDAL requires).
 WRITE_BLOCK = 512
 DTYPE_RANGE = {"uint8": 255.0, "uint16": 65535.0, "int16": 32767.0}

@@ -13,7 +13,6 @@ sigma 15 and 50 models were fine-tuned from the sigma 25 one).
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import math
 import random
@@ -22,49 +21,9 @@ from pathlib import Path
 
 import torch
 
-from restore.io import list_images, read_image
 from restore.nets.lidia import Lidia, LidiaConfig
+from restore.training.data import WeightAverage, cbsd68_ids, load_training_images, random_batch
 from restore.weights import load_state, save_model
-
-# The 68 CBSD68 / BSD68 scenes, which the colour model must never see.
-CBSD68_DIR = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "CBSD68"
-
-
-def load_training_images(folders: list[Path], channels: int, exclude: set[str]) -> list[torch.Tensor]:
-    """Read every image of ``folders`` (skipping ids in ``exclude``) as C x H x W in [0, 1]."""
-    images = []
-    for folder in folders:
-        for path in list_images(folder):
-            if path.stem in exclude:
-                continue
-            x = read_image(path).pixels[0]
-            if channels == 1 and x.shape[0] == 3:
-                x = (x * x.new_tensor([0.299, 0.587, 0.114]).view(3, 1, 1)).sum(0, keepdim=True)
-            if x.shape[0] != channels:
-                continue
-            images.append(x)
-    if not images:
-        raise SystemExit(f"no {channels}-channel training images in {folders}")
-    return images
-
-
-def random_batch(images: list[torch.Tensor], batch: int, size: int, rng: random.Random) -> torch.Tensor:
-    """``batch`` random crops with random flips and transposes (the dihedral group)."""
-    crops = []
-    for _ in range(batch):
-        img = images[rng.randrange(len(images))]
-        _, h, w = img.shape
-        i, j = rng.randrange(h - size + 1), rng.randrange(w - size + 1)
-        c = img[:, i : i + size, j : j + size]
-        if rng.random() < 0.5:
-            c = c.flip(-1)
-        if rng.random() < 0.5:
-            c = c.flip(-2)
-        if rng.random() < 0.5:
-            c = c.transpose(-1, -2)
-        crops.append(c)
-    return torch.stack(crops)
-
 
 def to_model_units(noisy: torch.Tensor, clean: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """[0, 1] -> [-1, 1] with the noisy image's per-channel mean removed from both."""
@@ -78,33 +37,12 @@ def log_mse_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return torch.log10(((pred - target) ** 2).mean())
 
 
-class WeightAverage:
-    """Exponential moving average of a model's parameters (buffers copied as they are).
-
-    Short, small-batch CPU runs end noisy; the average of the last few hundred
-    steps denoises better than the last step's weights.
-    """
-
-    def __init__(self, model: torch.nn.Module, decay: float):
-        self.decay = decay
-        self.model = copy.deepcopy(model).eval()
-        for p in self.model.parameters():
-            p.requires_grad_(False)
-
-    @torch.no_grad()
-    def update(self, model: torch.nn.Module) -> None:
-        for avg, cur in zip(self.model.parameters(), model.parameters()):
-            avg.lerp_(cur, 1 - self.decay)
-        for avg, cur in zip(self.model.buffers(), model.buffers()):
-            avg.copy_(cur)
-
-
 def train(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     rng = random.Random(args.seed)
     cfg = LidiaConfig.gray() if args.color == "gray" else LidiaConfig.color()
-    exclude = {p.stem for p in list_images(CBSD68_DIR)} if CBSD68_DIR.exists() else set()
+    exclude = cbsd68_ids()
     images = load_training_images([Path(d) for d in args.data], cfg.channels, exclude)
     images = [im for im in images if min(im.shape[1:]) >= args.crop]
     print(f"{len(images)} training images, {cfg}", flush=True)

@@ -1,0 +1,227 @@
+"""VBLE (Biquard et al. 2023): variational Bayes in the latent space of a compressive autoencoder.
+
+The posterior of the latents given y is approximated by boxes,
+q(z) = U(zbar +- a_z / 2) and q(h) = U(hbar +- a_h / 2), fitted by minimising
+the negative ELBO with one sample per step:
+
+    ||A clip(D(z)) - y||^2 / (2 sigma^2 HW) + lambda [-log p(z, h) - sum log a_z - sum log a_h] / HW
+
+(lambda = 1 is the exact negative ELBO). Decoding boxes' samples gives
+posterior samples of x: their mean is the MMSE estimate and their per-pixel
+standard deviation the uncertainty map. Any linear operator of the toolkit.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+import torch
+import torch.nn.functional as F
+
+from restore.errors import RestoreError
+from restore.nets.cae import MULTIPLE, CaeConfig, CompressiveAutoencoder, pad_to_multiple
+from restore.noise_field import NoiseSource
+from restore.operators.base import Operator
+from restore.operators.inpaint import Inpaint
+from restore.restorers.base import Restoration, Restorer, register
+from restore.weights import WEIGHTS_DIR, load_model_files, read_manifest
+
+LOG_A_MIN, LOG_A_MAX = math.log(1.5e-5), math.log(20.0)
+SIGMA_FLOOR = 0.5 / 255  # noise-free measurements still need a finite data weight
+
+
+@dataclass(frozen=True)
+class VbleSettings:
+    """One task's settings: which autoencoder (its rate trade-off), lambda, iterations."""
+
+    weights: str
+    lam: float
+    iterations: int = 300
+
+
+def default_settings(operator: Operator, catalogue: dict[str, float]) -> VbleSettings:
+    """Per-task defaults (see models/vble/README.md for how they were chosen).
+
+    ``catalogue`` maps shipped autoencoder names to their alpha; the strong
+    prior is the lowest-rate one, the mild prior the highest.
+    """
+    if not catalogue:
+        raise RestoreError("no shipped compressive autoencoder weights (cae-*) found")
+    mild = max(catalogue, key=catalogue.get)
+    strong = min(catalogue, key=catalogue.get)
+    sigma_255 = operator.sigma * 255
+    if operator.task == "inpaint":
+        return VbleSettings(mild, lam=5.0, iterations=400)
+    if operator.task == "sr":
+        factor = round(1 / operator.scale)
+        return VbleSettings(mild if factor <= 2 else strong, lam=2.5 if factor <= 2 else 3.0)
+    if operator.task == "denoise":
+        return VbleSettings(strong if sigma_255 >= 15 else mild, lam=1.0)
+    return VbleSettings(mild if sigma_255 < 5 else strong, lam=0.7)
+
+
+def initial_image(y: torch.Tensor, operator: Operator) -> torch.Tensor:
+    """x_init: y for same-size operators, bicubic for SR, holes filled for inpainting."""
+    if isinstance(operator, Inpaint):
+        return operator.fill(y)
+    factor = 1.0 / operator.scale
+    if abs(factor - 1) > 1e-6:
+        return F.interpolate(y, scale_factor=round(factor), mode="bicubic", align_corners=False)
+    return y
+
+
+def shipped_autoencoders(folder: Path) -> dict[str, float]:
+    """{weights name: alpha} of the shipped compressive autoencoders."""
+    models = read_manifest(folder).get("models", {})
+    return {name: float(card["alpha"]) for name, card in models.items() if card.get("restorer") == "vble"}
+
+
+def uniform_from(noise: NoiseSource, like: torch.Tensor, stride: int) -> torch.Tensor:
+    """U(-1/2, 1/2) values shaped like ``like``, drawn through ``noise`` (normal -> its CDF)."""
+    z = noise.randn(like.shape, stride=stride, device=like.device, dtype=torch.float32)
+    return (torch.special.ndtr(z) - 0.5).to(like.dtype)
+
+
+@register("vble")
+class VbleRestorer(Restorer):
+    """Posterior sampling in a compressive autoencoder's latent space.
+
+    Args:
+        device: where to run.
+        samples: posterior samples drawn for the MMSE image and the std map (0: only D(zbar)).
+        keep_samples: how many of them to return in ``Restoration.samples``.
+        sample_batch: samples decoded per pass.
+        lam: lambda (default per task).
+        iterations: optimisation steps (default per task: 300, 400 for inpainting).
+        lr: Adam learning rate on zbar, hbar and the log box widths.
+        weights: autoencoder weights name (default per task).
+        weights_dir: where the shipped weights live.
+    """
+
+    name: ClassVar[str] = "vble"
+    tasks: ClassVar[tuple[str, ...]] = ("denoise", "deblur", "sr", "inpaint")
+    channels: ClassVar[tuple[int, ...] | None] = (1, 3)
+    description: ClassVar[str] = "VBLE posterior sampler in a compressive autoencoder's latent (MMSE + std map)"
+    stochastic: ClassVar[bool] = True
+    halo = 32
+    tile_multiple = MULTIPLE
+
+    def __init__(self, device: str | torch.device = "cpu", samples: int = 100, keep_samples: int = 0,
+                 sample_batch: int = 10, lam: float | None = None, iterations: int | None = None, lr: float = 0.1,
+                 weights: str | None = None, weights_dir: Path | None = None, **_: object) -> None:
+        for label, value in (("samples", samples), ("keep_samples", keep_samples), ("sample_batch", sample_batch)):
+            if value < 0 or (label == "sample_batch" and value < 1):
+                raise RestoreError(f"{label} must be {'>= 1' if label == 'sample_batch' else '>= 0'}, got {value}")
+        if keep_samples > samples:
+            raise RestoreError(f"cannot keep {keep_samples} samples out of {samples} drawn")
+        if lam is not None and not lam > 0:
+            raise RestoreError(f"lambda must be > 0, got {lam}")
+        if iterations is not None and iterations < 1:
+            raise RestoreError(f"iterations must be >= 1, got {iterations}")
+        self.device = torch.device(device)
+        self.samples, self.keep_samples, self.sample_batch = samples, keep_samples, sample_batch
+        self.lam, self.iterations, self.lr, self.weights = lam, iterations, lr, weights
+        self.weights_dir = weights_dir or WEIGHTS_DIR
+        self._nets: dict[str, CompressiveAutoencoder] = {}
+
+    def to(self, device: str | torch.device) -> "VbleRestorer":
+        """Run on ``device``; autoencoders are moved there on first use."""
+        if torch.device(device) != self.device:
+            self.device = torch.device(device)
+            self._nets = {}
+        return self
+
+    def settings(self, operator: Operator) -> VbleSettings:
+        """The settings this call runs with: per-task defaults overridden by the constructor's arguments."""
+        base = default_settings(operator, shipped_autoencoders(self.weights_dir))
+        return VbleSettings(self.weights or base.weights, self.lam or base.lam, self.iterations or base.iterations)
+
+    def autoencoder(self, name: str) -> CompressiveAutoencoder:
+        """The frozen autoencoder ``name`` on this restorer's device."""
+        if name not in self._nets:
+            state, doc = load_model_files(name, self.weights_dir)
+            net = CompressiveAutoencoder(CaeConfig(**doc["config"]))
+            net.load_state_dict(state)
+            for p in net.parameters():
+                p.requires_grad_(False)
+            self._nets[name] = net.to(self.device).eval()
+        return self._nets[name]
+
+    def _restore(self, y: torch.Tensor, operator: Operator, *, generator, noise: NoiseSource) -> Restoration:
+        settings = self.settings(operator)
+        cae = self.autoencoder(settings.weights)
+        y = y.to(self.device, torch.float32)
+        operator = operator.to(self.device)
+        with torch.enable_grad():
+            posterior = self._fit(cae, y, operator, settings, noise)
+        losses = posterior["losses"]
+        info = {"weights": settings.weights, "lambda": settings.lam, "iterations": settings.iterations,
+                "loss_first": round(losses[0], 4), "loss_last": round(losses[-1], 4)}
+        return self._sample(cae, posterior, noise, info=info)
+
+    def _fit(self, cae: CompressiveAutoencoder, y: torch.Tensor, operator: Operator, settings: VbleSettings,
+             noise: NoiseSource) -> dict:
+        """Minimise the negative ELBO over (zbar, hbar, log a_z, log a_h)."""
+        x_init = initial_image(y, operator)
+        gray = x_init.shape[1] == 1
+        padded, (h, w) = pad_to_multiple(x_init.expand(-1, 3, -1, -1) if gray else x_init)
+        with torch.no_grad():
+            zbar, hbar = cae.encode(padded)
+        zbar, hbar = zbar.clone().requires_grad_(True), hbar.clone().requires_grad_(True)
+        log_az = torch.zeros_like(zbar, requires_grad=True)
+        log_ah = torch.zeros_like(hbar, requires_grad=True)
+        opt = torch.optim.Adam([zbar, hbar, log_az, log_ah], lr=self.lr)
+        sigma = max(operator.sigma, SIGMA_FLOOR)
+        pixels = h * w
+        losses = []
+        for _ in range(settings.iterations):
+            a_z = log_az.clamp(LOG_A_MIN, LOG_A_MAX).exp()
+            a_h = log_ah.clamp(LOG_A_MIN, LOG_A_MAX).exp()
+            z = zbar + a_z * uniform_from(noise, zbar, 16)
+            hh = hbar + a_h * uniform_from(noise, hbar, 64)
+            x = self._image(cae, z, h, w, gray).clamp(-0.1, 1.1)
+            data = ((operator(x) - y) ** 2).sum() / (2 * sigma**2 * pixels)
+            bits_z, bits_h = cae.bits(z, hh)
+            neg_log_prior = (bits_z + bits_h).sum() * math.log(2)
+            entropy = a_z.log().sum() + a_h.log().sum()
+            loss = data + settings.lam * (neg_log_prior - entropy) / pixels
+            losses.append(loss.item())
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_([zbar, hbar, log_az, log_ah], 20.0)
+            opt.step()
+        a_z = log_az.detach().clamp(LOG_A_MIN, LOG_A_MAX).exp()
+        return {"zbar": zbar.detach(), "a_z": a_z, "size": (h, w), "gray": gray, "losses": losses}
+
+    @staticmethod
+    def _image(cae: CompressiveAutoencoder, z: torch.Tensor, h: int, w: int, gray: bool) -> torch.Tensor:
+        x = cae.decode(z)[..., :h, :w]
+        return x.mean(dim=1, keepdim=True) if gray else x
+
+    @torch.no_grad()
+    def _sample(self, cae: CompressiveAutoencoder, post: dict, noise: NoiseSource, info: dict) -> Restoration:
+        """The latent MMSE D(zbar), then posterior samples: their mean, std and the first few kept."""
+        (h, w), gray, zbar, a_z = post["size"], post["gray"], post["zbar"], post["a_z"]
+        latent_mmse = self._image(cae, zbar, h, w, gray)
+        if self.samples == 0:
+            return Restoration(image=latent_mmse.cpu(), info=info)
+        total = torch.zeros_like(latent_mmse, dtype=torch.float64)
+        total_sq = torch.zeros_like(total)
+        kept = []
+        for start in range(0, self.samples, self.sample_batch):
+            n = min(self.sample_batch, self.samples - start)
+            # Sample s of every image in the batch: the latents repeated n times.
+            z = zbar.repeat_interleave(n, dim=0) + a_z.repeat_interleave(n, dim=0) * torch.stack(
+                [uniform_from(noise, zbar, 16) for _ in range(n)], dim=1).flatten(0, 1)
+            x = self._image(cae, z, h, w, gray).view(zbar.shape[0], n, *latent_mmse.shape[1:])
+            total += x.sum(1).double()
+            total_sq += (x.double() ** 2).sum(1)
+            if len(kept) < self.keep_samples:
+                kept.extend(x.unbind(1)[: self.keep_samples - len(kept)])
+        mean = total / self.samples
+        std = (total_sq / self.samples - mean**2).clamp_min(0).sqrt()
+        samples = torch.stack(kept).cpu() if kept else None
+        return Restoration(image=mean.float().cpu(), std=std.float().cpu(), samples=samples,
+                           info={**info, "samples": self.samples})

@@ -1,0 +1,75 @@
+"""Training data and weight averaging shared by every training script."""
+from __future__ import annotations
+
+import copy
+import random
+from pathlib import Path
+
+import torch
+
+from restore.io import list_images, read_image
+
+# The 68 CBSD68 / BSD68 test scenes: no shipped model trains on them.
+CBSD68_DIR = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "CBSD68"
+
+
+def load_training_images(folders: list[Path], channels: int, exclude: set[str]) -> list[torch.Tensor]:
+    """Read every image of ``folders`` (skipping ids in ``exclude``) as C x H x W in [0, 1]."""
+    images = []
+    for folder in folders:
+        for path in list_images(folder):
+            if path.stem in exclude:
+                continue
+            x = read_image(path).pixels[0]
+            if channels == 1 and x.shape[0] == 3:
+                x = (x * x.new_tensor([0.299, 0.587, 0.114]).view(3, 1, 1)).sum(0, keepdim=True)
+            if x.shape[0] != channels:
+                continue
+            images.append(x)
+    if not images:
+        raise SystemExit(f"no {channels}-channel training images in {folders}")
+    return images
+
+
+def random_batch(images: list[torch.Tensor], batch: int, size: int, rng: random.Random) -> torch.Tensor:
+    """``batch`` random crops with random flips and transposes (the dihedral group)."""
+    crops = []
+    for _ in range(batch):
+        img = images[rng.randrange(len(images))]
+        _, h, w = img.shape
+        i, j = rng.randrange(h - size + 1), rng.randrange(w - size + 1)
+        c = img[:, i : i + size, j : j + size]
+        if rng.random() < 0.5:
+            c = c.flip(-1)
+        if rng.random() < 0.5:
+            c = c.flip(-2)
+        if rng.random() < 0.5:
+            c = c.transpose(-1, -2)
+        crops.append(c)
+    return torch.stack(crops)
+
+
+class WeightAverage:
+    """Exponential moving average of a model's parameters (buffers copied as they are).
+
+    Short, small-batch CPU runs end noisy; the average of the last few hundred
+    steps denoises better than the last step's weights.
+    """
+
+    def __init__(self, model: torch.nn.Module, decay: float):
+        self.decay = decay
+        self.model = copy.deepcopy(model).eval()
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model: torch.nn.Module) -> None:
+        for avg, cur in zip(self.model.parameters(), model.parameters()):
+            avg.lerp_(cur, 1 - self.decay)
+        for avg, cur in zip(self.model.buffers(), model.buffers()):
+            avg.copy_(cur)
+
+
+def cbsd68_ids() -> set[str]:
+    """File stems of the 68 test scenes (never trained on), when the data is here."""
+    return {p.stem for p in list_images(CBSD68_DIR)} if CBSD68_DIR.exists() else set()
