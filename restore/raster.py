@@ -22,6 +22,7 @@ import torch
 from tqdm import tqdm
 
 from restore.errors import RestoreError
+from restore.memory import pin_malloc_thresholds
 
 # GDAL caches raster blocks up to 5% of RAM by default, and keeps written blocks
 # in that cache: memory would grow with the raster. 64 MB bounds it (an
@@ -250,6 +251,7 @@ def restore_raster(pipeline, src: str | Path, dst: str | Path, *, value_range: f
         scheduler: None (this process), "local" (a Dask LocalCluster) or a Dask scheduler address.
         workers: LocalCluster size (default: the CPU count).
     """
+    pin_malloc_thresholds()
     reader = RasterReader(src, value_range)
     writer = RasterWriter(dst, reader, upscale=pipeline.upscale, overwrite=overwrite)
     if scheduler is not None:
