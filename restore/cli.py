@@ -17,6 +17,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help="Image restor
 
 DEFAULT_MODEL = {"denoise": "lidia", "deblur": "vble", "sr": "onestep-sr", "inpaint": "vble"}
 KERNEL_HELP = "gaussian:STD | motion:LENGTH,ANGLE | mtf:VALUE_AT_NYQUIST (sensor PSF) | FILE.npy (deblur)"
+OVERLAP_HELP = "pixels neighbouring tiles share, blended (default: 0 for deterministic models, tile/4 <= 64 for samplers)"
 TASK_HELP = {
     "denoise": "Remove Gaussian noise (sigma estimated when --sigma is not given).",
     "deblur": "Remove blur of a known kernel.",
@@ -64,7 +65,7 @@ def _restore_command(task: str) -> Callable[..., None]:
         overwrite: bool = typer.Option(False, "--overwrite", help="replace existing outputs"),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar or messages"),
         tile: int = typer.Option(512, help="tile side in input pixels; 0: the whole image in one call"),
-        overlap: Optional[int] = typer.Option(None, help="pixels neighbouring tiles share, blended (default: tile/4, <= 64)"),
+        overlap: Optional[int] = typer.Option(None, help=OVERLAP_HELP),
         batch_size: int = typer.Option(8, "--batch-size", help="tiles per restorer call"),
         precision: str = typer.Option("fp32", help="fp32 | fp16 | bf16 (fp32 accumulation; NaN falls back to fp32)"),
         scheduler: Optional[str] = typer.Option(None, help="Dask scale-out: local (a LocalCluster) or tcp://HOST:PORT"),
@@ -72,6 +73,12 @@ def _restore_command(task: str) -> Callable[..., None]:
         value_range: Optional[float] = typer.Option(
             None, "--value-range", help="GeoTIFF value meaning full scale, e.g. 4095 for 12-bit (default: type max)"
         ),
+        samples: Optional[int] = typer.Option(None, help="posterior samples for the MMSE and std map (vble)"),
+        save_samples: Optional[int] = typer.Option(None, "--save-samples", help="write the first K samples beside -o"),
+        std_map: Optional[Path] = typer.Option(None, "--std-map", help="write the per-pixel posterior std (.tif: float)"),
+        lam: Optional[float] = typer.Option(None, help="regularisation weight lambda (vble; default per task)"),
+        iterations: Optional[int] = typer.Option(None, help="optimisation steps (vble; default per task)"),
+        lr: Optional[float] = typer.Option(None, help="optimiser learning rate (vble)"),
     ) -> None:
         from restore.commands.restore_images import RestoreJob, run_restore_job
 
@@ -79,7 +86,8 @@ def _restore_command(task: str) -> Callable[..., None]:
             task=task, inputs=inputs, output=output, model=model, sigma=sigma, kernel=kernel, scale=scale,
             mask=mask, adapt=adapt, adapt_ref=adapt_ref, seed=seed, device=device, bit_depth=bit_depth,
             overwrite=overwrite, quiet=quiet, tile=tile, overlap=overlap, batch_size=batch_size,
-            precision=precision, scheduler=scheduler, workers=workers, value_range=value_range,
+            precision=precision, scheduler=scheduler, workers=workers, value_range=value_range, samples=samples,
+            save_samples=save_samples, std_map=std_map, lam=lam, iterations=iterations, lr=lr,
         )
         guarded(lambda: run_restore_job(job))
 

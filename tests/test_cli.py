@@ -81,6 +81,8 @@ def test_folder_in_folder_out_and_skip_existing(tmp_path, clean_png):
         (None, ["--precision", "fp8"], "--precision"),
         (None, ["--batch-size", "0"], "--batch-size"),
         (None, ["--device", "cuda:7"], "cuda"),
+        (None, ["--model", "nlm", "--sigma", "25", "--samples", "5"], "--samples"),
+        (None, ["--model", "nlm", "--sigma", "25", "--std-map", "std.tif"], "uncertainty"),
     ],
 )
 def test_bad_input_gives_one_line_and_no_output(tmp_path, clean_png, make_input, args, message):

@@ -10,8 +10,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from restore.commands.extra_outputs import std_map_path, write_extras
 from restore.commands.files import plan_outputs
 from restore.commands.operator_options import build_operator, load_mask, validate_options
+from restore.commands.restorer_options import gives, restorer_kwargs
 from restore.errors import RestoreError
 from restore.io import ImageData, read_image, write_image
 from restore.operators.noise_level import estimate_sigma
@@ -46,6 +48,12 @@ class RestoreJob:
     scheduler: str | None = None
     workers: int | None = None
     value_range: float | None = None
+    samples: int | None = None
+    save_samples: int | None = None
+    std_map: Path | None = None
+    lam: float | None = None
+    iterations: int | None = None
+    lr: float | None = None
 
 
 def check_model(model: str, task: str) -> None:
@@ -79,9 +87,12 @@ def run_restore_job(job: RestoreJob) -> None:
     if job.adapt_ref is not None and job.adapt is None:
         job.adapt = "external"
     check_tiling(job)
+    options = restorer_kwargs(job.model, {"--samples": job.samples, "--save-samples": job.save_samples,
+                                          "--lam": job.lam, "--iterations": job.iterations, "--lr": job.lr})
     pairs = plan_outputs(job.inputs, job.output, "restored")
+    check_extra_outputs(job, len(pairs))
     ref = read_image(job.adapt_ref).pixels if job.adapt_ref is not None else None
-    restorer = load(job.model, device=job.device, adapt=job.adapt, adapt_ref=ref)
+    restorer = load(job.model, device=job.device, adapt=job.adapt, adapt_ref=ref, **options)
     generator = torch.Generator().manual_seed(job.seed)
     failures = 0
     show_bar = len(pairs) > 1 and not job.quiet and sys.stderr.isatty()
@@ -98,6 +109,17 @@ def run_restore_job(job: RestoreJob) -> None:
             tqdm.write(f"error: {src}: {e}")
     if failures:
         raise RestoreError(f"{failures} of {len(pairs)} images failed")
+
+
+def check_extra_outputs(job: RestoreJob, count: int) -> None:
+    """Refuse --std-map / --save-samples for models without them, and a std-map file for many inputs."""
+    if job.std_map is not None:
+        if not gives(job.model, "std"):
+            raise RestoreError(f"model '{job.model}' gives no uncertainty map (--std-map needs e.g. vble)")
+        if count > 1 and not job.std_map.is_dir():
+            raise RestoreError(f"a folder of inputs needs --std-map to be an existing folder, got {job.std_map}")
+    if job.save_samples and not gives(job.model, "samples"):
+        raise RestoreError(f"model '{job.model}' draws no posterior samples")
 
 
 def check_tiling(job: RestoreJob) -> None:
@@ -138,9 +160,11 @@ def _restore_file(job: RestoreJob, restorer, src: Path, dst: Path, generator: to
     op = build_operator(job.task, sigma_255=sigma, kernel=job.kernel, scale=job.scale, mask=mask)
     result = _pipeline(job, restorer, op).run(y)
     alpha = _resize_alpha(img, result.image.shape[-2:])
-    write_image(dst, result.image, bit_depth=job.bit_depth or img.bit_depth, alpha=alpha,
-                overwrite=job.overwrite, protect=[src])
-    _say(job, f"wrote {dst}")
+    depth = job.bit_depth or img.bit_depth
+    std_path = std_map_path(job.std_map, src, job.std_map.is_dir()) if job.std_map is not None else None
+    extras = write_extras(result, dst, std_path, job.save_samples or 0, depth, overwrite=job.overwrite, protect=[src])
+    write_image(dst, result.image, bit_depth=depth, alpha=alpha, overwrite=job.overwrite, protect=[src])
+    _say(job, f"wrote {', '.join(map(str, [dst, *extras]))}")
 
 
 def _restore_raster(job: RestoreJob, restorer, src: Path, dst: Path) -> None:
@@ -151,6 +175,8 @@ def _restore_raster(job: RestoreJob, restorer, src: Path, dst: Path) -> None:
         raise RestoreError("inpainting a streamed raster is not supported; pass a PNG/TIFF without georeferencing")
     if job.bit_depth is not None:
         raise RestoreError("--bit-depth does not apply to GeoTIFF outputs: they keep the input's pixel type")
+    if job.std_map is not None or job.save_samples:
+        raise RestoreError("--std-map and --save-samples are not written for streamed GeoTIFFs yet")
     op = build_operator(job.task, sigma_255=job.sigma, kernel=job.kernel, scale=job.scale, mask=None)
     pipe = _pipeline(job, restorer, op)
     pipe.restore_file(src, dst, value_range=job.value_range, overwrite=job.overwrite,

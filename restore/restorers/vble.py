@@ -105,7 +105,8 @@ class VbleRestorer(Restorer):
     channels: ClassVar[tuple[int, ...] | None] = (1, 3)
     description: ClassVar[str] = "VBLE posterior sampler in a compressive autoencoder's latent (MMSE + std map)"
     stochastic: ClassVar[bool] = True
-    halo = 32
+    outputs: ClassVar[tuple[str, ...]] = ("image", "std", "samples")
+    halo = 64  # the decoder's reach; tiles are blended over the overlap as well
     tile_multiple = MULTIPLE
 
     def __init__(self, device: str | torch.device = "cpu", samples: int = 100, keep_samples: int = 0,
