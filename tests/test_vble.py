@@ -13,7 +13,10 @@ from restore.nets.entropy import FactorizedDensity, gaussian_likelihood
 from restore.noise_field import GeneratorNoise
 from restore.operators import Blur, Compose, Denoise, Downsample, Inpaint, gaussian_kernel, random_mask
 from restore.pipeline import Pipeline
-from restore.restorers.vble import VbleRestorer, default_settings, initial_image
+from restore.nets.variance_decoder import VarianceDecoder
+from restore.operators import PoissonGaussianNoise, satellite_operator
+from restore.restorers.vble import VbleRestorer, data_weight, default_settings, initial_image
+from restore.restorers.vble_xz import VbleXzRestorer
 from restore.weights import save_model, update_manifest
 
 TINY = CaeConfig(n=16, m=24)
@@ -28,6 +31,8 @@ def tiny_weights(tmp_path_factory):
     for name, alpha in (("cae-mild", 0.05), ("cae-strong", 0.005)):
         save_model(CompressiveAutoencoder(TINY), TINY.to_dict(), folder / name)
         models[name] = {"restorer": "vble", "alpha": alpha}
+    save_model(VarianceDecoder(TINY), TINY.to_dict(), folder / "cae-mild-var")
+    models["cae-mild-var"] = {"restorer": "vble-xz", "cae": "cae-mild"}
     (folder / "manifest.json").write_text(json.dumps({"files": {}, "models": models}))
     update_manifest(folder)
     return folder
@@ -145,3 +150,36 @@ def test_initial_images_per_operator():
     assert (filled[..., 4:8, 4:8] > 0).all()
     assert torch.equal(initial_image(y, Denoise(0.1)), y)
     assert math.isclose(default_settings(Downsample(4), {"a": 0.05, "b": 0.005}).lam, 3.0)
+
+
+# ---- VBLE-xz ----------------------------------------------------------------------
+def test_vble_xz_on_a_satellite_operator(tiny_weights):
+    op = satellite_operator(0.15, factor=2, gain=1e-3, sigma=0.01)
+    y = op.measure(torch.rand(1, 3, 64, 96), torch.Generator().manual_seed(0))
+    xz = VbleXzRestorer(weights_dir=tiny_weights, samples=4, keep_samples=1, iterations=3, gamma=0.5)
+    res = xz.restore(y, op, generator=torch.Generator().manual_seed(0))
+    assert res.image.shape == (1, 3, 64, 96) and res.std.shape == res.image.shape and res.samples.shape[0] == 1
+    assert res.info["weights"] == "cae-mild" and res.info["lambda"] == 1.0
+
+
+def test_vble_xz_image_factor_adds_spread(tiny_weights):
+    """With the same latent boxes, the image-space factor can only widen the posterior."""
+    y, op = torch.rand(1, 3, 64, 64), Denoise(0.1)
+    kwargs = dict(weights_dir=tiny_weights, samples=16, iterations=1, lr=1e-8)
+    plain = VbleRestorer(weights="cae-mild", **kwargs).restore(y, op, generator=torch.Generator().manual_seed(0))
+    xz = VbleXzRestorer(**kwargs).restore(y, op, generator=torch.Generator().manual_seed(0))
+    assert xz.std.mean() > plain.std.mean()
+
+
+def test_vble_xz_refuses_bad_gamma_and_missing_decoder(tiny_weights):
+    with pytest.raises(RestoreError):
+        VbleXzRestorer(weights_dir=tiny_weights, gamma=0)
+    with pytest.raises(RestoreError, match="variance decoder"):
+        VbleXzRestorer(weights_dir=tiny_weights, weights="cae-strong").settings(Denoise(0.1))
+
+
+def test_poisson_gaussian_data_weight_follows_the_signal():
+    y = torch.tensor([[[[0.0, 0.5, 1.0]]]])
+    op = Denoise(noise=PoissonGaussianNoise(gain=0.01, sigma=0.02))
+    w = data_weight(op, y)
+    assert torch.allclose(1 / w, 0.02**2 + 0.01 * y)

@@ -54,12 +54,21 @@ class GDN(nn.Module):
         return x * norm if self.inverse else x / norm
 
 
-def _down(cin: int, cout: int, k: int = 5) -> nn.Conv2d:
+def downsampling_conv(cin: int, cout: int, k: int = 5) -> nn.Conv2d:
     return nn.Conv2d(cin, cout, k, stride=2, padding=k // 2)
 
 
-def _up(cin: int, cout: int, k: int = 5) -> nn.ConvTranspose2d:
+def upsampling_conv(cin: int, cout: int, k: int = 5) -> nn.ConvTranspose2d:
     return nn.ConvTranspose2d(cin, cout, k, stride=2, padding=k // 2, output_padding=1)
+
+
+def synthesis_transform(cfg: CaeConfig) -> nn.Sequential:
+    """g_s: four stride-2 transposed convolutions with inverse GDN between them (M -> C channels, x16)."""
+    n, m, c = cfg.n, cfg.m, cfg.channels
+    return nn.Sequential(
+        upsampling_conv(m, n), GDN(n, inverse=True), upsampling_conv(n, n), GDN(n, inverse=True),
+        upsampling_conv(n, n), GDN(n, inverse=True), upsampling_conv(n, c),
+    )
 
 
 class CompressiveAutoencoder(nn.Module):
@@ -69,15 +78,17 @@ class CompressiveAutoencoder(nn.Module):
         super().__init__()
         self.cfg = cfg
         c, n, m = cfg.channels, cfg.n, cfg.m
-        self.g_a = nn.Sequential(_down(c, n), GDN(n), _down(n, n), GDN(n), _down(n, n), GDN(n), _down(n, m))
-        self.g_s = nn.Sequential(
-            _up(m, n), GDN(n, inverse=True), _up(n, n), GDN(n, inverse=True), _up(n, n), GDN(n, inverse=True), _up(n, c)
+        self.g_a = nn.Sequential(
+            downsampling_conv(c, n), GDN(n), downsampling_conv(n, n), GDN(n), downsampling_conv(n, n), GDN(n),
+            downsampling_conv(n, m),
         )
+        self.g_s = synthesis_transform(cfg)
         self.h_a = nn.Sequential(
-            nn.Conv2d(m, n, 3, padding=1), nn.LeakyReLU(inplace=True), _down(n, n), nn.LeakyReLU(inplace=True), _down(n, n)
+            nn.Conv2d(m, n, 3, padding=1), nn.LeakyReLU(inplace=True), downsampling_conv(n, n), nn.LeakyReLU(inplace=True),
+            downsampling_conv(n, n),
         )
         self.h_s = nn.Sequential(
-            _up(n, m), nn.LeakyReLU(inplace=True), _up(m, m * 3 // 2), nn.LeakyReLU(inplace=True),
+            upsampling_conv(n, m), nn.LeakyReLU(inplace=True), upsampling_conv(m, m * 3 // 2), nn.LeakyReLU(inplace=True),
             nn.Conv2d(m * 3 // 2, 2 * m, 3, padding=1),
         )
         self.density = FactorizedDensity(n)

@@ -2,6 +2,6 @@
 from __future__ import annotations
 
 from restore.restorers.base import Restoration, Restorer, available, load, names_for_task, register
-from restore.restorers import bicubic, lidia, nlm, vble  # noqa: F401  (registration side effects)
+from restore.restorers import bicubic, lidia, nlm, vble, vble_xz  # noqa: F401  (registration side effects)
 
 __all__ = ["Restoration", "Restorer", "available", "load", "names_for_task", "register"]

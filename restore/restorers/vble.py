@@ -13,7 +13,7 @@ standard deviation the uncertainty map. Any linear operator of the toolkit.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
@@ -82,6 +82,28 @@ def uniform_from(noise: NoiseSource, like: torch.Tensor, stride: int) -> torch.T
     """U(-1/2, 1/2) values shaped like ``like``, drawn through ``noise`` (normal -> its CDF)."""
     z = noise.randn(like.shape, stride=stride, device=like.device, dtype=torch.float32)
     return (torch.special.ndtr(z) - 0.5).to(like.dtype)
+
+
+@dataclass
+class Posterior:
+    """The variational parameters: box centres and log widths for z and h, plus what the loop records."""
+
+    zbar: torch.Tensor
+    hbar: torch.Tensor
+    log_az: torch.Tensor
+    log_ah: torch.Tensor
+    size: tuple[int, int]
+    gray: bool
+    extra: dict[str, torch.Tensor] = field(default_factory=dict)  # more variational parameters (VBLE-xz's b)
+    nets: dict[str, torch.nn.Module] = field(default_factory=dict)  # more frozen networks (its variance decoder)
+    losses: list[float] = field(default_factory=list)
+
+    def parameters(self) -> list[torch.Tensor]:
+        return [self.zbar, self.hbar, self.log_az, self.log_ah, *self.extra.values()]
+
+    def widths(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """a_z, a_h = exp(clamp(theta, log 1.5e-5, log 20))."""
+        return self.log_az.clamp(LOG_A_MIN, LOG_A_MAX).exp(), self.log_ah.clamp(LOG_A_MIN, LOG_A_MAX).exp()
 
 
 @register("vble")
@@ -156,67 +178,79 @@ class VbleRestorer(Restorer):
         y = y.to(self.device, torch.float32)
         operator = operator.to(self.device)
         with torch.enable_grad():
-            posterior = self._fit(cae, y, operator, settings, noise)
-        losses = posterior["losses"]
+            post = self._fit(cae, y, operator, settings, noise)
+        losses = post.losses
         info = {"weights": settings.weights, "lambda": settings.lam, "iterations": settings.iterations,
                 "loss_first": round(losses[0], 4), "loss_last": round(losses[-1], 4)}
-        return self._sample(cae, posterior, noise, info=info)
+        return self._sample(cae, post, noise, info=info)
 
-    def _fit(self, cae: CompressiveAutoencoder, y: torch.Tensor, operator: Operator, settings: VbleSettings,
-             noise: NoiseSource) -> dict:
-        """Minimise the negative ELBO over (zbar, hbar, log a_z, log a_h)."""
+    # ---- the variational family -------------------------------------------------
+    def _start(self, cae: CompressiveAutoencoder, y: torch.Tensor, operator: Operator, settings: VbleSettings) -> Posterior:
+        """Boxes of width 1 around the encoder's latents of x_init."""
         x_init = initial_image(y, operator)
         gray = x_init.shape[1] == 1
-        padded, (h, w) = pad_to_multiple(x_init.expand(-1, 3, -1, -1) if gray else x_init)
+        padded, size = pad_to_multiple(x_init.expand(-1, 3, -1, -1) if gray else x_init)
         with torch.no_grad():
-            zbar, hbar = cae.encode(padded)
-        zbar, hbar = zbar.clone().requires_grad_(True), hbar.clone().requires_grad_(True)
-        log_az = torch.zeros_like(zbar, requires_grad=True)
-        log_ah = torch.zeros_like(hbar, requires_grad=True)
-        opt = torch.optim.Adam([zbar, hbar, log_az, log_ah], lr=self.lr)
-        sigma = max(operator.sigma, SIGMA_FLOOR)
-        pixels = h * w
-        losses = []
+            zbar, hbar = cae.encode(padded * self.encode_gain)
+        return Posterior(zbar.clone().requires_grad_(True), hbar.clone().requires_grad_(True),
+                         torch.zeros_like(zbar, requires_grad=True), torch.zeros_like(hbar, requires_grad=True),
+                         size, gray)
+
+    encode_gain: float = 1.0  # VBLE-xz's bitrate modulation gamma; 1 for VBLE
+
+    def _image_draw(self, cae: CompressiveAutoencoder, z: torch.Tensor, post: Posterior, noise: NoiseSource,
+                    repeat: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+        """An image of the posterior given latent draws z, and its KL term per pixel (0: x = D(z) exactly)."""
+        return self._decoded(cae, z, post), z.new_zeros(())
+
+    def _decoded(self, cae: CompressiveAutoencoder, z: torch.Tensor, post: Posterior) -> torch.Tensor:
+        h, w = post.size
+        x = cae.decode(z)[..., :h, :w] / self.encode_gain
+        return x.mean(dim=1, keepdim=True) if post.gray else x
+
+    # ---- fitting and sampling -----------------------------------------------------
+    def _fit(self, cae: CompressiveAutoencoder, y: torch.Tensor, operator: Operator, settings: VbleSettings,
+             noise: NoiseSource) -> Posterior:
+        """Minimise the negative ELBO, one posterior draw per step."""
+        post = self._start(cae, y, operator, settings)
+        params = post.parameters()
+        opt = torch.optim.Adam(params, lr=self.lr)
+        pixels = post.size[0] * post.size[1]
+        weight = data_weight(operator, y)
         for _ in range(settings.iterations):
-            a_z = log_az.clamp(LOG_A_MIN, LOG_A_MAX).exp()
-            a_h = log_ah.clamp(LOG_A_MIN, LOG_A_MAX).exp()
-            z = zbar + a_z * uniform_from(noise, zbar, 16)
-            hh = hbar + a_h * uniform_from(noise, hbar, 64)
-            x = self._image(cae, z, h, w, gray).clamp(-0.1, 1.1)
-            data = ((operator(x) - y) ** 2).sum() / (2 * sigma**2 * pixels)
+            a_z, a_h = post.widths()
+            z = post.zbar + a_z * uniform_from(noise, post.zbar, 16)
+            hh = post.hbar + a_h * uniform_from(noise, post.hbar, 64)
+            x, kl_x = self._image_draw(cae, z, post, noise)
+            data = (weight * (operator(x.clamp(-0.1, 1.1)) - y) ** 2).sum() / (2 * pixels)
             bits_z, bits_h = cae.bits(z, hh)
-            neg_log_prior = (bits_z + bits_h).sum() * math.log(2)
-            entropy = a_z.log().sum() + a_h.log().sum()
-            loss = data + settings.lam * (neg_log_prior - entropy) / pixels
-            losses.append(loss.item())
+            kl_z = ((bits_z + bits_h).sum() * math.log(2) - a_z.log().sum() - a_h.log().sum()) / pixels
+            loss = data + settings.lam * (kl_z + kl_x)
+            post.losses.append(loss.item())
             opt.zero_grad(set_to_none=True)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_([zbar, hbar, log_az, log_ah], 20.0)
+            torch.nn.utils.clip_grad_norm_(params, 20.0)
             opt.step()
-        a_z = log_az.detach().clamp(LOG_A_MIN, LOG_A_MAX).exp()
-        return {"zbar": zbar.detach(), "a_z": a_z, "size": (h, w), "gray": gray, "losses": losses}
-
-    @staticmethod
-    def _image(cae: CompressiveAutoencoder, z: torch.Tensor, h: int, w: int, gray: bool) -> torch.Tensor:
-        x = cae.decode(z)[..., :h, :w]
-        return x.mean(dim=1, keepdim=True) if gray else x
+        return post
 
     @torch.no_grad()
-    def _sample(self, cae: CompressiveAutoencoder, post: dict, noise: NoiseSource, info: dict) -> Restoration:
+    def _sample(self, cae: CompressiveAutoencoder, post: Posterior, noise: NoiseSource, info: dict) -> Restoration:
         """The latent MMSE D(zbar), then posterior samples: their mean, std and the first few kept."""
-        (h, w), gray, zbar, a_z = post["size"], post["gray"], post["zbar"], post["a_z"]
-        latent_mmse = self._image(cae, zbar, h, w, gray)
+        latent_mmse = self._decoded(cae, post.zbar, post)
         if self.samples == 0:
             return Restoration(image=latent_mmse.cpu(), info=info)
+        a_z, _ = post.widths()
+        b = post.zbar.shape[0]
         total = torch.zeros_like(latent_mmse, dtype=torch.float64)
         total_sq = torch.zeros_like(total)
         kept = []
         for start in range(0, self.samples, self.sample_batch):
             n = min(self.sample_batch, self.samples - start)
-            # Sample s of every image in the batch: the latents repeated n times.
-            z = zbar.repeat_interleave(n, dim=0) + a_z.repeat_interleave(n, dim=0) * torch.stack(
-                [uniform_from(noise, zbar, 16) for _ in range(n)], dim=1).flatten(0, 1)
-            x = self._image(cae, z, h, w, gray).view(zbar.shape[0], n, *latent_mmse.shape[1:])
+            # Draw s of image i sits at i * n + s: the latents repeated n times.
+            draws = torch.stack([uniform_from(noise, post.zbar, 16) for _ in range(n)], dim=1).flatten(0, 1)
+            z = post.zbar.repeat_interleave(n, dim=0) + a_z.repeat_interleave(n, dim=0) * draws
+            x, _ = self._image_draw(cae, z, post, noise, repeat=n)
+            x = x.view(b, n, *latent_mmse.shape[1:])
             total += x.sum(1).double()
             total_sq += (x.double() ** 2).sum(1)
             if len(kept) < self.keep_samples:
@@ -226,3 +260,13 @@ class VbleRestorer(Restorer):
         samples = torch.stack(kept).cpu() if kept else None
         return Restoration(image=mean.float().cpu(), std=std.float().cpu(), samples=samples,
                            info={**info, "samples": self.samples})
+
+
+def data_weight(operator: Operator, y: torch.Tensor) -> torch.Tensor:
+    """1 / noise variance per measurement: sigma^2, plus gain * y for Poisson-Gaussian sensor noise."""
+    variance = y.new_full((), max(operator.sigma, SIGMA_FLOOR) ** 2)
+    gain = getattr(operator.noise, "gain", None)
+    if gain is not None:
+        # The signal level is unknown; the measurement is its plug-in estimate.
+        variance = variance + gain * y.clamp_min(0)
+    return 1.0 / variance
