@@ -17,6 +17,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help="Image restor
 
 DEFAULT_MODEL = {"denoise": "lidia", "deblur": "vble", "sr": "onestep-sr", "inpaint": "vble"}
 KERNEL_HELP = "gaussian:STD | motion:LENGTH,ANGLE | mtf:VALUE_AT_NYQUIST (sensor PSF) | FILE.npy (deblur)"
+PSF_HELP = "satellite sensor: Gaussian PSF with this MTF at Nyquist (e.g. 0.15), then decimation by --scale for sr"
+POISSON_HELP = "signal-dependent (shot) noise: its std at full scale, 0-255 units (variance (s/255)^2 * x)"
 OVERLAP_HELP = "pixels neighbouring tiles share, blended (default: 0 for deterministic models, tile/4 <= 64 for samplers)"
 TASK_HELP = {
     "denoise": "Remove Gaussian noise (sigma estimated when --sigma is not given).",
@@ -57,6 +59,8 @@ def _restore_command(task: str) -> Callable[..., None]:
         kernel: Optional[str] = typer.Option(None, help=KERNEL_HELP),
         scale: Optional[int] = typer.Option(None, help="super-resolution factor 2, 3 or 4 (sr)"),
         mask: Optional[str] = typer.Option(None, help="mask FILE (1/white = observed) or random:FRACTION (inpaint)"),
+        psf_mtf: Optional[float] = typer.Option(None, "--psf-mtf", help=PSF_HELP),
+        sigma_poisson: Optional[float] = typer.Option(None, "--sigma-poisson", help=POISSON_HELP),
         adapt: Optional[str] = typer.Option(None, help="instance adaptation: internal | external"),
         adapt_ref: Optional[Path] = typer.Option(None, "--adapt-ref", help="clean reference image for external adaptation"),
         seed: int = typer.Option(0, help="seed of every random choice"),
@@ -79,6 +83,7 @@ def _restore_command(task: str) -> Callable[..., None]:
         lam: Optional[float] = typer.Option(None, help="regularisation weight lambda (vble; default per task)"),
         iterations: Optional[int] = typer.Option(None, help="optimisation steps (vble; default per task)"),
         lr: Optional[float] = typer.Option(None, help="optimiser learning rate (vble)"),
+        gamma: Optional[float] = typer.Option(None, help="bitrate modulation in (0, 1]: lower = stronger prior (vble-xz)"),
     ) -> None:
         from restore.commands.restore_images import RestoreJob, run_restore_job
 
@@ -87,7 +92,8 @@ def _restore_command(task: str) -> Callable[..., None]:
             mask=mask, adapt=adapt, adapt_ref=adapt_ref, seed=seed, device=device, bit_depth=bit_depth,
             overwrite=overwrite, quiet=quiet, tile=tile, overlap=overlap, batch_size=batch_size,
             precision=precision, scheduler=scheduler, workers=workers, value_range=value_range, samples=samples,
-            save_samples=save_samples, std_map=std_map, lam=lam, iterations=iterations, lr=lr,
+            save_samples=save_samples, std_map=std_map, lam=lam, iterations=iterations, lr=lr, gamma=gamma,
+            psf_mtf=psf_mtf, sigma_poisson=sigma_poisson,
         )
         guarded(lambda: run_restore_job(job))
 
@@ -109,6 +115,8 @@ def degrade(
     scale: Optional[int] = typer.Option(None, help="downsampling factor 2, 3 or 4 (sr)"),
     mask: Optional[str] = typer.Option(None, help="mask FILE or random:FRACTION (inpaint)"),
     mask_out: Optional[Path] = typer.Option(None, "--mask-out", help="save the mask used (inpaint)"),
+    psf_mtf: Optional[float] = typer.Option(None, "--psf-mtf", help=PSF_HELP),
+    sigma_poisson: Optional[float] = typer.Option(None, "--sigma-poisson", help=POISSON_HELP),
     seed: int = typer.Option(0, help="seed of the noise and of random masks"),
     bit_depth: Optional[int] = typer.Option(None, "--bit-depth", help="8, 16 (32: float TIFF); default: the input's"),
     overwrite: bool = typer.Option(False, "--overwrite", help="replace existing outputs"),
@@ -119,7 +127,8 @@ def degrade(
 
     job = DegradeJob(
         inputs=inputs, output=output, task=task, sigma=sigma, kernel=kernel, scale=scale, mask=mask,
-        mask_out=mask_out, seed=seed, bit_depth=bit_depth, overwrite=overwrite, quiet=quiet,
+        mask_out=mask_out, seed=seed, bit_depth=bit_depth, overwrite=overwrite, quiet=quiet, psf_mtf=psf_mtf,
+        sigma_poisson=sigma_poisson,
     )
     guarded(lambda: run_degrade_job(job))
 

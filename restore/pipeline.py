@@ -65,14 +65,19 @@ class BandGroup:
 def band_slices(channels: int, accepted: tuple[int, ...] | None) -> list[slice]:
     """How to split ``channels`` bands for a restorer taking ``accepted`` channel counts.
 
-    All together when it can; one band at a time when it takes gray images
-    (a 4-band or 8-band satellite raster through a gray/RGB denoiser).
+    All together when it can. Otherwise, for a restorer of RGB and gray images,
+    consecutive triples go through as RGB and the rest one by one as gray (a
+    4-band RGB+NIR raster: bands 1-3 as colour, band 4 as gray, so the colour
+    prior still sees the visible bands together); for a gray-only restorer,
+    every band alone.
     """
     if accepted is None or channels in accepted:
         return [slice(0, channels)]
-    if 1 in accepted:
-        return [slice(c, c + 1) for c in range(channels)]
-    raise RestoreError(f"the model takes {' or '.join(map(str, accepted))}-channel images, not {channels} bands")
+    if 1 not in accepted:
+        raise RestoreError(f"the model takes {' or '.join(map(str, accepted))}-channel images, not {channels} bands")
+    triples = channels // 3 if 3 in accepted else 0
+    groups = [slice(3 * k, 3 * k + 3) for k in range(triples)]
+    return groups + [slice(c, c + 1) for c in range(3 * triples, channels)]
 
 
 class Pipeline:

@@ -140,3 +140,21 @@ def test_reduced_precision_runs_lidia(tmp_path, clean_png):
     assert result.exit_code == 0, result.output
     x, z = read_image(clean_png).pixels, read_image(out).pixels
     assert 10 * np.log10(1 / float(((z - x) ** 2).mean())) > 27
+
+
+def test_sensor_options_degrade_with_the_satellite_model(tmp_path, clean_png):
+    blurry, small = tmp_path / "blurry.png", tmp_path / "small.png"
+    result = invoke("degrade", clean_png, "-o", blurry, "--task", "deblur", "--psf-mtf", 0.15, "--sigma-poisson", 5)
+    assert result.exit_code == 0, result.output
+    x, y = read_image(clean_png).pixels, read_image(blurry).pixels
+    assert y.shape == x.shape and 0 < float(((y - x) ** 2).mean()) < 0.01
+    assert invoke("degrade", clean_png, "-o", small, "--task", "sr", "--scale", 2, "--psf-mtf", 0.3).exit_code == 0
+    assert read_image(small).pixels.shape[-2:] == (48, 64)
+    for args, message in ((["--task", "deblur", "--psf-mtf", 0.15, "--kernel", "gaussian:1"], "--psf-mtf"),
+                          (["--task", "denoise", "--psf-mtf", 0.15], "--psf-mtf"),
+                          (["--task", "deblur", "--psf-mtf", 1.5], "MTF"),
+                          (["--task", "denoise", "--sigma-poisson", -1], "--sigma-poisson")):
+        out = tmp_path / "bad.png"
+        result = invoke("degrade", clean_png, "-o", out, *args)
+        assert result.exit_code == 1 and message.lower() in result.output.lower(), result.output
+        assert not out.exists()

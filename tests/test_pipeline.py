@@ -190,7 +190,9 @@ def test_dask_array_super_resolution_trims_chunks_at_output_scale(image):
 
 
 def test_bands_go_one_by_one_through_a_gray_restorer():
-    assert band_slices(4, (1, 3)) == [slice(0, 1), slice(1, 2), slice(2, 3), slice(3, 4)]
+    assert band_slices(4, (1, 3)) == [slice(0, 3), slice(3, 4)]
+    assert band_slices(8, (1, 3)) == [slice(0, 3), slice(3, 6), slice(6, 7), slice(7, 8)]
+    assert band_slices(2, (1,)) == [slice(0, 1), slice(1, 2)]
     assert band_slices(3, (1, 3)) == [slice(0, 3)]
     with pytest.raises(RestoreError):
         band_slices(4, (3,))

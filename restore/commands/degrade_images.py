@@ -26,6 +26,8 @@ class DegradeJob:
     kernel: str | None = None
     scale: int | None = None
     mask: str | None = None
+    psf_mtf: float | None = None
+    sigma_poisson: float | None = None
     mask_out: Path | None = None
     seed: int = 0
     bit_depth: int | None = None
@@ -37,7 +39,8 @@ def run_degrade_job(job: DegradeJob) -> None:
     """Degrade each image with the same operator; the noise seed is ``seed`` + image index."""
     if job.task not in TASKS:
         raise RestoreError(f"--task must be one of {', '.join(TASKS)}, got '{job.task}'")
-    validate_options(job.task, sigma_255=job.sigma, kernel=job.kernel, scale=job.scale, mask=job.mask)
+    validate_options(job.task, sigma_255=job.sigma, kernel=job.kernel, scale=job.scale, mask=job.mask,
+                     psf_mtf=job.psf_mtf, sigma_poisson=job.sigma_poisson)
     if job.mask_out is not None and job.task != "inpaint":
         raise RestoreError("--mask-out applies to the inpaint task only")
     pairs = plan_outputs(job.inputs, job.output, "degraded")
@@ -55,7 +58,8 @@ def _degrade_file(job: DegradeJob, src: Path, dst: Path, generator: torch.Genera
     img = read_image(src)
     x = img.pixels
     mask = load_mask(job.mask, tuple(x.shape[-2:]), generator)
-    op = build_operator(job.task, sigma_255=job.sigma, kernel=job.kernel, scale=job.scale, mask=mask)
+    op = build_operator(job.task, sigma_255=job.sigma, kernel=job.kernel, scale=job.scale, mask=mask,
+                         psf_mtf=job.psf_mtf, sigma_poisson=job.sigma_poisson)
     with torch.inference_mode():
         y = op.measure(x, generator=generator)
     alpha = img.alpha if y.shape[-2:] == x.shape[-2:] else None

@@ -7,7 +7,7 @@ import torch
 
 from restore.errors import RestoreError
 from restore.io import read_image
-from restore.operators import Operator, make_operator, random_mask
+from restore.operators import Operator, PoissonGaussianNoise, make_operator, random_mask, satellite_operator
 
 
 def check_sigma(sigma: float | None) -> None:
@@ -42,13 +42,42 @@ def build_operator(
     kernel: str | None,
     scale: int | None,
     mask: torch.Tensor | None,
+    psf_mtf: float | None = None,
+    sigma_poisson: float | None = None,
 ) -> Operator:
-    """The operator for a task with the CLI's units (sigma in 0-255)."""
+    """The operator for a task with the CLI's units (sigma in 0-255).
+
+    ``psf_mtf`` switches deblur and sr to the satellite-sensor model (Gaussian
+    PSF with that MTF at Nyquist, then decimation by ``scale`` for sr);
+    ``sigma_poisson`` (0-255 units: the shot-noise std at full scale) adds
+    signal-dependent noise of variance (sigma_poisson/255)^2 * x.
+    """
     check_sigma(sigma_255)
-    return make_operator(task, sigma=(sigma_255 or 0.0) / 255.0, kernel=kernel, scale=scale, mask=mask)
+    sigma = (sigma_255 or 0.0) / 255.0
+    gain = _gain(sigma_poisson)
+    if psf_mtf is not None:
+        if kernel is not None:
+            raise RestoreError("--psf-mtf and --kernel both give the blur; pass one")
+        if task not in ("deblur", "sr"):
+            raise RestoreError(f"--psf-mtf applies to deblur and sr, not {task}")
+        factor = 1 if task == "deblur" else (scale or 4)
+        return satellite_operator(psf_mtf, factor=factor, gain=gain, sigma=sigma)
+    op = make_operator(task, sigma=sigma, kernel=kernel, scale=scale, mask=mask)
+    if gain is not None:
+        op.noise = PoissonGaussianNoise(gain, sigma)
+    return op
 
 
-def validate_options(task: str, *, sigma_255: float | None, kernel: str | None, scale: int | None, mask: str | None) -> None:
+def _gain(sigma_poisson: float | None) -> float | None:
+    if sigma_poisson is None:
+        return None
+    if not (sigma_poisson > 0 and sigma_poisson < float("inf")):
+        raise RestoreError(f"--sigma-poisson must be a number > 0 (0-255 units), got {sigma_poisson}")
+    return (sigma_poisson / 255.0) ** 2
+
+
+def validate_options(task: str, *, sigma_255: float | None, kernel: str | None, scale: int | None, mask: str | None,
+                     psf_mtf: float | None = None, sigma_poisson: float | None = None) -> None:
     """Check the operator options once, before any image is read (fail fast, no partial output)."""
     check_sigma(sigma_255)
     if mask is not None and task != "inpaint":
@@ -56,5 +85,7 @@ def validate_options(task: str, *, sigma_255: float | None, kernel: str | None, 
     if task == "inpaint":
         if mask is None:
             raise RestoreError("the inpaint task needs --mask FILE or --mask random:FRACTION")
+        _gain(sigma_poisson)
         return
-    build_operator(task, sigma_255=sigma_255, kernel=kernel, scale=scale, mask=None)
+    build_operator(task, sigma_255=sigma_255, kernel=kernel, scale=scale, mask=None, psf_mtf=psf_mtf,
+                   sigma_poisson=sigma_poisson)

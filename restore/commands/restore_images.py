@@ -34,6 +34,8 @@ class RestoreJob:
     kernel: str | None = None
     scale: int | None = None
     mask: str | None = None
+    psf_mtf: float | None = None
+    sigma_poisson: float | None = None
     adapt: str | None = None
     adapt_ref: Path | None = None
     seed: int = 0
@@ -54,6 +56,7 @@ class RestoreJob:
     lam: float | None = None
     iterations: int | None = None
     lr: float | None = None
+    gamma: float | None = None
 
 
 def check_model(model: str, task: str) -> None:
@@ -82,13 +85,15 @@ def check_device(device: str) -> None:
 def run_restore_job(job: RestoreJob) -> None:
     """Validate everything up front, then restore each image (skipping existing outputs)."""
     check_model(job.model, job.task)
-    validate_options(job.task, sigma_255=job.sigma, kernel=job.kernel, scale=job.scale, mask=job.mask)
+    validate_options(job.task, sigma_255=job.sigma, kernel=job.kernel, scale=job.scale, mask=job.mask,
+                     psf_mtf=job.psf_mtf, sigma_poisson=job.sigma_poisson)
     check_device(job.device)
     if job.adapt_ref is not None and job.adapt is None:
         job.adapt = "external"
     check_tiling(job)
     options = restorer_kwargs(job.model, {"--samples": job.samples, "--save-samples": job.save_samples,
-                                          "--lam": job.lam, "--iterations": job.iterations, "--lr": job.lr})
+                                          "--lam": job.lam, "--iterations": job.iterations, "--lr": job.lr,
+                                          "--gamma": job.gamma})
     pairs = plan_outputs(job.inputs, job.output, "restored")
     check_extra_outputs(job, len(pairs))
     ref = read_image(job.adapt_ref).pixels if job.adapt_ref is not None else None
@@ -157,7 +162,8 @@ def _restore_file(job: RestoreJob, restorer, src: Path, dst: Path, generator: to
     if job.task == "denoise" and sigma is None:
         sigma = estimate_sigma(y) * 255
         _say(job, f"{src.name}: estimated noise sigma = {sigma:.2f} (0-255 units)")
-    op = build_operator(job.task, sigma_255=sigma, kernel=job.kernel, scale=job.scale, mask=mask)
+    op = build_operator(job.task, sigma_255=sigma, kernel=job.kernel, scale=job.scale, mask=mask,
+                         psf_mtf=job.psf_mtf, sigma_poisson=job.sigma_poisson)
     result = _pipeline(job, restorer, op).run(y)
     alpha = _resize_alpha(img, result.image.shape[-2:])
     depth = job.bit_depth or img.bit_depth
@@ -177,7 +183,8 @@ def _restore_raster(job: RestoreJob, restorer, src: Path, dst: Path) -> None:
         raise RestoreError("--bit-depth does not apply to GeoTIFF outputs: they keep the input's pixel type")
     if job.std_map is not None or job.save_samples:
         raise RestoreError("--std-map and --save-samples are not written for streamed GeoTIFFs yet")
-    op = build_operator(job.task, sigma_255=job.sigma, kernel=job.kernel, scale=job.scale, mask=None)
+    op = build_operator(job.task, sigma_255=job.sigma, kernel=job.kernel, scale=job.scale, mask=None,
+                        psf_mtf=job.psf_mtf, sigma_poisson=job.sigma_poisson)
     pipe = _pipeline(job, restorer, op)
     pipe.restore_file(src, dst, value_range=job.value_range, overwrite=job.overwrite,
                       scheduler=job.scheduler, workers=job.workers)

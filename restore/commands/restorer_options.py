@@ -13,6 +13,7 @@ FLAGS = {
     "--lam": "lam",
     "--iterations": "iterations",
     "--lr": "lr",
+    "--gamma": "gamma",
 }
 
 
