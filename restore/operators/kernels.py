@@ -144,10 +144,7 @@ def mtf_psf(
         raise RestoreError(f"MTF kernel size must be an odd integer >= 3, got {size!r}")
     if size > MAX_KERNEL_SIZE:
         raise RestoreError(f"kernel size {size} exceeds {MAX_KERNEL_SIZE} (mtf_nyquist={mtf_nyquist})")
-    t = torch.arange(size, dtype=torch.float64) - size // 2
-    g = torch.exp(-0.5 * (t / std) ** 2)
-    k = torch.outer(g, g)
-    return (k / k.sum()).to(dtype)
+    return gaussian_kernel(std, size, dtype)
 
 
 def motion_kernel(

@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from restore.nets.cae import MULTIPLE, CaeConfig, CompressiveAutoencoder
-from restore.training.data import WeightAverage, cbsd68_ids, load_training_images, random_batch
+from restore.training.data import WeightAverage, random_batch, training_images
 from restore.weights import load_state, save_model
 
 
@@ -39,8 +39,7 @@ def train(args: argparse.Namespace) -> None:
     torch.manual_seed(args.seed)
     rng = random.Random(args.seed)
     cfg = CaeConfig(n=args.n, m=args.m)
-    images = [im for im in load_training_images([Path(d) for d in args.data], 3, cbsd68_ids())
-              if min(im.shape[1:]) >= args.crop]
+    images = training_images(args.data, 3, args.crop)
     print(f"{len(images)} training images, {cfg}, alpha {args.alpha}", flush=True)
     model = CompressiveAutoencoder(cfg)
     if args.init:

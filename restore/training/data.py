@@ -73,3 +73,9 @@ class WeightAverage:
 def cbsd68_ids() -> set[str]:
     """File stems of the 68 test scenes (never trained on), when the data is here."""
     return {p.stem for p in list_images(CBSD68_DIR)} if CBSD68_DIR.exists() else set()
+
+
+def training_images(folders: list[str | Path], channels: int, min_side: int) -> list[torch.Tensor]:
+    """The training images of ``folders`` at least ``min_side`` a side, CBSD68's test scenes left out."""
+    images = load_training_images([Path(d) for d in folders], channels, cbsd68_ids())
+    return [im for im in images if min(im.shape[1:]) >= min_side]

@@ -20,7 +20,7 @@ import torch
 
 from restore.nets.cae import MULTIPLE, CaeConfig, CompressiveAutoencoder
 from restore.nets.variance_decoder import VarianceDecoder, gaussian_nll
-from restore.training.data import WeightAverage, cbsd68_ids, load_training_images, random_batch
+from restore.training.data import WeightAverage, random_batch, training_images
 from restore.weights import load_state, save_model
 
 
@@ -35,8 +35,7 @@ def train(args: argparse.Namespace) -> None:
     cae = CompressiveAutoencoder(cfg)
     cae.load_state_dict(load_state(cae_path.with_suffix(".safetensors")))
     cae.eval().requires_grad_(False)
-    images = [im for im in load_training_images([Path(d) for d in args.data], 3, cbsd68_ids())
-              if min(im.shape[1:]) >= args.crop]
+    images = training_images(args.data, 3, args.crop)
     model = VarianceDecoder(cfg)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     average = WeightAverage(model, args.ema)
