@@ -30,7 +30,7 @@ from restore.training.data import cbsd68_ids  # noqa: E402
 from restore.weights import WEIGHTS_DIR  # noqa: E402
 
 CROP = 128
-LAMBDAS = {"deblur": (0.5, 0.7, 1.0, 1.5), "sr": (1.0, 2.0, 3.0), "inpaint": (2.0, 5.0, 10.0)}
+LAMBDAS = {"deblur": (0.5, 1.0, 2.0), "sr": (1.0, 2.5, 5.0), "inpaint": (2.0, 5.0, 10.0)}
 
 
 def main() -> None:
