@@ -6,7 +6,7 @@ Each size gets a synthetic single-band 12-bit (uint16, 0-4095) GeoTIFF: the
 scikit-image camera tiled over the scene, plus Gaussian noise of sigma 10/255
 of full scale, written block by block (the generator never holds the raster
 either). The CLI then runs in a child process on it, and the child's peak
-resident memory comes from ``wait4``'s rusage: the same streaming code path
+resident memory is its kernel high-water mark: the same streaming code path
 every restorer uses, with the fast ``nlm`` restorer by default.
 """
 from __future__ import annotations
@@ -54,29 +54,34 @@ def make_scene(path: Path, size: int, seed: int = 0) -> None:
     os.replace(tmp, path)
 
 
+def _proc_mib(pid: int, field: str) -> float | None:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+        return int(next(line for line in status.splitlines() if line.startswith(field)).split()[1]) / 1024
+    except (OSError, StopIteration, ValueError):
+        return None
+
+
 def run_cli(args: list[str]) -> tuple[float, float, int, list[tuple[float, float]]]:
     """Run ``restore`` with ``args`` in a child.
 
-    Returns wall seconds, the child's peak RSS in MiB (``wait4``), its exit code,
-    and (seconds, RSS MiB) samples every half second (to see whether it creeps).
+    Returns wall seconds, the child's peak RSS in MiB, its exit code, and
+    (seconds, RSS MiB) samples every half second (to see whether it creeps).
+    The peak is the kernel's high-water mark (VmHWM) of the child's own image,
+    read until it exits: ``wait4``'s ru_maxrss would also count the pages the
+    child shared with this (large) process between fork and exec.
     """
     cmd = [sys.executable, "-m", "restore.cli", *args]
     t = time.perf_counter()
     child = subprocess.Popen(cmd)
-    samples = []
-    while True:
-        pid, status, usage = os.wait4(child.pid, os.WNOHANG)  # reaps the child (and its rusage) once it exits
-        if pid == child.pid:
-            break
-        try:
-            proc = Path(f"/proc/{child.pid}/status").read_text()
-            rss_kb = int(next(line for line in proc.splitlines() if line.startswith("VmRSS")).split()[1])
-            samples.append((time.perf_counter() - t, rss_kb / 1024))
-        except (OSError, StopIteration, ValueError):
-            pass
-        time.sleep(0.5)
-    child.returncode = os.waitstatus_to_exitcode(status)
-    return time.perf_counter() - t, usage.ru_maxrss / 1024, child.returncode, samples
+    samples, peak = [], 0.0
+    while child.poll() is None:
+        rss, hwm = _proc_mib(child.pid, "VmRSS"), _proc_mib(child.pid, "VmHWM")
+        if rss is not None and hwm is not None:
+            samples.append((time.perf_counter() - t, rss))
+            peak = max(peak, hwm)
+        time.sleep(0.25)
+    return time.perf_counter() - t, peak, child.returncode, samples
 
 
 def quarter_peaks(samples: list[tuple[float, float]]) -> list[float]:

@@ -33,6 +33,22 @@ CROP = 128
 LAMBDAS = {"deblur": (0.5, 1.0, 2.0), "sr": (1.0, 2.5, 5.0), "inpaint": (2.0, 5.0, 10.0)}
 
 
+def write_report(out: Path, results: list[dict], args: argparse.Namespace, n_images: int) -> None:
+    """JSON and Markdown of the grid so far, the best pair of each task marked."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(results, indent=1) + "\n")
+    lines = [f"# VBLE tuning on {args.dataset} ({n_images} images, {CROP} x {CROP} crops, CBSD68 scenes excluded)", "",
+             f"Reproduce: `python benchmarks/vble_tune.py --dataset {args.dataset} --limit {args.limit} --out {out}`", "",
+             "| task | weights | lambda | PSNR |", "|---|---|---|---|"]
+    for task in dict.fromkeys(r["task"] for r in results):
+        rows = [r for r in results if r["task"] == task]
+        best = max(rows, key=lambda r: r["psnr"])
+        for r in rows:
+            mark = " **best**" if r is best else ""
+            lines.append(f"| {task} | {r['weights']} | {r['lambda']} | {r['psnr']}{mark} |")
+    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dataset", type=Path, required=True)
@@ -59,18 +75,7 @@ def main() -> None:
                 rec = {"task": task, "weights": weights, "lambda": lam, "psnr": round(float(np.mean(psnrs)), 3)}
                 print(json.dumps(rec), flush=True)
                 results.append(rec)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps(results, indent=1) + "\n")
-    lines = [f"# VBLE tuning on {args.dataset} ({len(images)} images, {CROP} x {CROP} crops, CBSD68 scenes excluded)", "",
-             f"Reproduce: `python benchmarks/vble_tune.py --dataset {args.dataset} --limit {args.limit} --out {args.out}`", "",
-             "| task | weights | lambda | PSNR |", "|---|---|---|---|"]
-    for task in dict.fromkeys(r["task"] for r in results):
-        rows = [r for r in results if r["task"] == task]
-        best = max(rows, key=lambda r: r["psnr"])
-        for r in rows:
-            mark = " **best**" if r is best else ""
-            lines.append(f"| {task} | {r['weights']} | {r['lambda']} | {r['psnr']}{mark} |")
-    args.out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+                write_report(args.out, results, args, len(images))  # after every point: a cut run keeps its results
 
 
 if __name__ == "__main__":

@@ -56,7 +56,8 @@ def default_settings(operator: Operator, catalogue: dict[str, float]) -> VbleSet
         return VbleSettings(mild, lam=5.0, iterations=400)
     if operator.task == "sr":
         factor = round(1 / operator.scale)
-        return VbleSettings(mild if factor <= 2 else strong, lam=2.5 if factor <= 2 else 3.0)
+        # lambda 5 for x2: best of 1 / 2.5 / 5 on BSDS500 val (benchmarks/results/vble_tune.md).
+        return VbleSettings(mild if factor <= 2 else strong, lam=5.0 if factor <= 2 else 3.0)
     if operator.task == "denoise":
         return VbleSettings(strong if sigma_255 >= 15 else mild, lam=1.0)
     return VbleSettings(mild if sigma_255 < 5 else strong, lam=0.7)
