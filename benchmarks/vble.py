@@ -96,7 +96,7 @@ def run(args: argparse.Namespace) -> list[dict]:
         for line in path.read_text().splitlines():
             rec = json.loads(line)
             done[(rec["task"], rec["image"])] = rec
-    vble = restore.load("vble", samples=args.samples)
+    vble = restore.load(args.model, samples=args.samples)
     images = list_images(args.dataset)[: args.limit]
     records = []
     for t_index, (task, make) in enumerate(tasks().items()):
@@ -124,11 +124,12 @@ def run(args: argparse.Namespace) -> list[dict]:
 
 
 def summary(records: list[dict], args: argparse.Namespace) -> str:
-    lines = [f"# VBLE on {args.dataset.name} ({CROP} x {CROP} centre crops, first {args.limit} images)", "",
+    lines = [f"# {args.model} on {args.dataset.name} ({CROP} x {CROP} centre crops, first {args.limit} images)", "",
              f"Commit {git_commit()}, {cpu_model()}, 2 threads. {args.samples} posterior samples. Protocol: RGB, "
              f"clipped to [0, 1], {BORDER}-px border cropped; baseline = measurement (deblur), bicubic (SR), "
              "push-pull fill (inpainting). Coverage: share of pixels with |x - mean| <= 2 std.",
-             f"Reproduce: `python benchmarks/vble.py --dataset {args.dataset} --limit {args.limit} --out {args.out}`", "",
+             f"Reproduce: `python benchmarks/vble.py --model {args.model} --dataset {args.dataset} --limit {args.limit} "
+             f"--tasks {' '.join(dict.fromkeys(r['task'] for r in records))} --out {args.out}`", "",
              "| task | n | baseline PSNR | VBLE PSNR | gain (dB) | baseline SSIM | VBLE SSIM | VBLE LPIPS | "
              "s / image | coverage +-2 std | corr(std, abs err) |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -153,6 +154,7 @@ def main() -> None:
     ap.add_argument("--dataset", type=Path, required=True)
     ap.add_argument("--limit", type=int, default=8, help="first N images of the folder")
     ap.add_argument("--samples", type=int, default=100)
+    ap.add_argument("--model", default="vble", help="vble or vble-xz")
     ap.add_argument("--tasks", nargs="*", default=None)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", type=Path, required=True)
