@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from restore.errors import RestoreError
 from restore.memory import pin_malloc_thresholds
+from restore.tiling import TileGrid
 
 # GDAL caches raster blocks up to 5% of RAM by default, and keeps written blocks
 # in that cache: memory would grow with the raster. 64 MB bounds it (an
@@ -259,8 +260,6 @@ def restore_raster(pipeline, src: str | Path, dst: str | Path, *, value_range: f
 
         restore_raster_dask(pipeline, reader, writer, scheduler=scheduler, workers=workers)
         return
-    from restore.tiling import TileGrid
-
     groups = pipeline.prepared(torch.from_numpy(_centre_sample(reader))[None])
     side = pipeline.block if pipeline.tile else max(reader.height, reader.width)
     blocks = TileGrid(reader.height, reader.width, tile=side, halo=pipeline.halo)
