@@ -6,7 +6,6 @@ from pathlib import Path
 from restore.errors import RestoreError
 from restore.io import IMAGE_EXTENSIONS, list_images
 
-
 EXAMPLE_PREFIX = "example:"
 
 

@@ -14,14 +14,13 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import random
 import time
 from pathlib import Path
 
 import torch
 
 from restore.nets.cae import MULTIPLE, CaeConfig, CompressiveAutoencoder
-from restore.training.data import WeightAverage, random_batch, training_images
+from restore.training.data import WeightAverage, random_batch, set_cosine_lr, start_run, training_images
 from restore.weights import load_state, save_model
 
 
@@ -35,9 +34,7 @@ def rd_loss(out: dict[str, torch.Tensor], x: torch.Tensor, alpha: float) -> tupl
 def train(args: argparse.Namespace) -> None:
     if args.crop % MULTIPLE:
         raise SystemExit(f"--crop must be a multiple of {MULTIPLE} (the hyper-latent is at 1/{MULTIPLE} scale)")
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
-    rng = random.Random(args.seed)
+    rng = start_run(args.threads, args.seed)
     cfg = CaeConfig(n=args.n, m=args.m)
     images = training_images(args.data, 3, args.crop)
     print(f"{len(images)} training images, {cfg}, alpha {args.alpha}", flush=True)
@@ -49,9 +46,7 @@ def train(args: argparse.Namespace) -> None:
     start, budget = time.time(), args.minutes * 60
     step, log, ema = 0, [], None
     while (elapsed := time.time() - start) < budget:
-        lr = args.lr_min + 0.5 * (args.lr - args.lr_min) * (1 + math.cos(math.pi * elapsed / budget))
-        for group in opt.param_groups:
-            group["lr"] = lr
+        lr = set_cosine_lr(opt, elapsed, budget, args.lr, args.lr_min)
         x = random_batch(images, args.batch, args.crop, rng)
         loss, mse, bpp = rd_loss(model(x), x, args.alpha)
         opt.zero_grad(set_to_none=True)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import math
 import random
 from pathlib import Path
 
@@ -79,3 +80,18 @@ def training_images(folders: list[str | Path], channels: int, min_side: int) -> 
     """The training images of ``folders`` at least ``min_side`` a side, CBSD68's test scenes left out."""
     images = load_training_images([Path(d) for d in folders], channels, cbsd68_ids())
     return [im for im in images if min(im.shape[1:]) >= min_side]
+
+
+def start_run(threads: int, seed: int) -> random.Random:
+    """Thread count and seeds of a training run; returns its crop-sampling generator."""
+    torch.set_num_threads(threads)
+    torch.manual_seed(seed)
+    return random.Random(seed)
+
+
+def set_cosine_lr(opt: torch.optim.Optimizer, elapsed: float, budget: float, lr: float, lr_min: float = 0.0) -> float:
+    """Cosine from ``lr`` to ``lr_min`` over a wall-clock ``budget``, so a run of any length ends fully decayed."""
+    value = lr_min + 0.5 * (lr - lr_min) * (1 + math.cos(math.pi * min(elapsed / budget, 1.0)))
+    for group in opt.param_groups:
+        group["lr"] = value
+    return value

@@ -15,15 +15,15 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import random
 import time
 from pathlib import Path
 
 import torch
 
 from restore.nets.lidia import Lidia, LidiaConfig
-from restore.training.data import WeightAverage, cbsd68_ids, load_training_images, random_batch
+from restore.training.data import WeightAverage, random_batch, set_cosine_lr, start_run, training_images
 from restore.weights import load_state, save_model
+
 
 def to_model_units(noisy: torch.Tensor, clean: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """[0, 1] -> [-1, 1] with the noisy image's per-channel mean removed from both."""
@@ -38,13 +38,9 @@ def log_mse_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 def train(args: argparse.Namespace) -> None:
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
-    rng = random.Random(args.seed)
+    rng = start_run(args.threads, args.seed)
     cfg = LidiaConfig.gray() if args.color == "gray" else LidiaConfig.color()
-    exclude = cbsd68_ids()
-    images = load_training_images([Path(d) for d in args.data], cfg.channels, exclude)
-    images = [im for im in images if min(im.shape[1:]) >= args.crop]
+    images = training_images(args.data, cfg.channels, args.crop)
     print(f"{len(images)} training images, {cfg}", flush=True)
     model = Lidia(cfg)
     if args.init:
@@ -57,9 +53,7 @@ def train(args: argparse.Namespace) -> None:
     step, ema = 0, None
     log = []
     while (elapsed := time.time() - start) < budget:
-        lr = args.lr_min + 0.5 * (args.lr - args.lr_min) * (1 + math.cos(math.pi * elapsed / budget))
-        for group in opt.param_groups:
-            group["lr"] = lr
+        lr = set_cosine_lr(opt, elapsed, budget, args.lr, args.lr_min)
         clean = random_batch(images, args.batch, args.crop, rng)
         noisy = clean + sigma * torch.randn_like(clean)
         y, x = to_model_units(noisy, clean)

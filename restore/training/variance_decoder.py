@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
-import random
 import time
 from pathlib import Path
 
@@ -20,16 +18,14 @@ import torch
 
 from restore.nets.cae import MULTIPLE, CaeConfig, CompressiveAutoencoder
 from restore.nets.variance_decoder import VarianceDecoder, gaussian_nll
-from restore.training.data import WeightAverage, random_batch, training_images
+from restore.training.data import WeightAverage, random_batch, set_cosine_lr, start_run, training_images
 from restore.weights import load_state, save_model
 
 
 def train(args: argparse.Namespace) -> None:
     if args.crop % MULTIPLE:
         raise SystemExit(f"--crop must be a multiple of {MULTIPLE}")
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
-    rng = random.Random(args.seed)
+    rng = start_run(args.threads, args.seed)
     cae_path = Path(args.cae)
     cfg = CaeConfig(**json.loads(cae_path.with_suffix(".json").read_text())["config"])
     cae = CompressiveAutoencoder(cfg)
@@ -42,9 +38,7 @@ def train(args: argparse.Namespace) -> None:
     start, budget = time.time(), args.minutes * 60
     step, log, ema = 0, [], None
     while (elapsed := time.time() - start) < budget:
-        lr = 0.5 * args.lr * (1 + math.cos(math.pi * elapsed / budget))
-        for group in opt.param_groups:
-            group["lr"] = lr
+        set_cosine_lr(opt, elapsed, budget, args.lr)
         x = random_batch(images, args.batch, args.crop, rng)
         with torch.no_grad():
             z = cae.g_a(x)
