@@ -138,16 +138,22 @@ class RasterReader:
 
     def read(self, r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
         """The window as float32 in [0, 1] (values beyond the range are kept, not clipped)."""
-        raw = self.read_raw(r0, r1, c0, c1)
+        return self.scaled(self.read_raw(r0, r1, c0, c1))
+
+    def scaled(self, raw: np.ndarray) -> np.ndarray:
+        """Raw pixels as float32 in [0, 1] units."""
         return (raw.astype(np.float32) / np.float32(self.value_range)).astype(np.float32)
 
-    def nodata_mask(self, r0: int, r1: int, c0: int, c1: int) -> np.ndarray | None:
-        """h x w boolean: pixels that are nodata in every band (None when the file has no nodata)."""
+    def nodata_of(self, raw: np.ndarray) -> np.ndarray | None:
+        """h x w boolean: pixels of raw C x h x w that are nodata in every band (None: the file has no nodata)."""
         if self.nodata is None:
             return None
-        raw = self.read_raw(r0, r1, c0, c1)
         hit = np.isnan(raw) if np.isnan(self.nodata) else raw == self.nodata
         return hit.all(axis=0)
+
+    def nodata_mask(self, r0: int, r1: int, c0: int, c1: int) -> np.ndarray | None:
+        """``nodata_of`` a window read from the file (for callers that do not hold its pixels)."""
+        return None if self.nodata is None else self.nodata_of(self.read_raw(r0, r1, c0, c1))
 
 
 class RasterWriter:
@@ -197,8 +203,8 @@ class RasterWriter:
             p.update(tiled=False)
             p.pop("blockxsize")
             p.pop("blockysize")
-        for key in ("photometric",) if self.channels != self.reader.count else ():
-            p.pop(key, None)
+        if self.channels != self.reader.count:
+            p.pop("photometric", None)  # the source's colour model no longer fits the band count
         return p
 
     def __enter__(self) -> "RasterWriter":
@@ -267,11 +273,13 @@ def restore_raster(pipeline, src: str | Path, dst: str | Path, *, value_range: f
     bar = tqdm(blocks, total=len(blocks), unit="block", disable=not pipeline.progress or len(blocks) == 1)
     with writer:
         for block in bar:
-            y = torch.from_numpy(reader.read(*block.read))[None]
+            raw = reader.read_raw(*block.read)  # one read per block: pixels and nodata both come from it
             r0, r1, c0, c1 = block.core
             q0, _, p0, _ = block.read
-            out = pipeline.restore_block(y, groups, origin=(q0, p0), region=(r0 - q0, r1 - q0, c0 - p0, c1 - p0))
-            writer.write(r0 * s, c0 * s, out.image[0].numpy(), _output_nodata(reader, block.core, s))
+            region = (r0 - q0, r1 - q0, c0 - p0, c1 - p0)
+            out = pipeline.restore_block(torch.from_numpy(reader.scaled(raw))[None], groups, origin=(q0, p0), region=region)
+            nodata = reader.nodata_of(raw[:, region[0] : region[1], region[2] : region[3]])
+            writer.write(r0 * s, c0 * s, out.image[0].numpy(), upscaled_mask(nodata, s))
 
 
 def _centre_sample(reader: RasterReader, side: int = 1024) -> np.ndarray:
@@ -279,9 +287,8 @@ def _centre_sample(reader: RasterReader, side: int = 1024) -> np.ndarray:
     return reader.read(r0, min(reader.height, r0 + side), c0, min(reader.width, c0 + side))
 
 
-def _output_nodata(reader: RasterReader, core: tuple[int, int, int, int], upscale: int) -> np.ndarray | None:
-    """The core's nodata mask at output resolution (nearest neighbour for SR)."""
-    mask = reader.nodata_mask(*core)
+def upscaled_mask(mask: np.ndarray | None, upscale: int) -> np.ndarray | None:
+    """A nodata mask at output resolution (nearest neighbour for SR); None when nothing is nodata."""
     if mask is None or not mask.any():
         return None
     return mask.repeat(upscale, axis=0).repeat(upscale, axis=1) if upscale > 1 else mask

@@ -116,7 +116,7 @@ def restore_raster_dask(pipeline, reader, writer, *, scheduler: str, workers: in
     """Restore ``reader`` into ``writer`` on a Dask cluster; the client writes blocks as they finish."""
     from distributed import as_completed
 
-    from restore.raster import _centre_sample, _output_nodata
+    from restore.raster import _centre_sample, upscaled_mask
 
     _, da = _import_dask()
     client = connect(scheduler, workers)
@@ -145,7 +145,7 @@ def restore_raster_dask(pipeline, reader, writer, *, scheduler: str, workers: in
                 values = f.result()
                 r0, c0 = int(row_starts[i]), int(col_starts[j])
                 core = (r0 // s, (r0 + values.shape[1]) // s, c0 // s, (c0 + values.shape[2]) // s)
-                writer.write(r0, c0, values, _output_nodata(reader, core, s))
+                writer.write(r0, c0, values, upscaled_mask(reader.nodata_mask(*core), s))
                 f.release()
     finally:
         client.close()
