@@ -79,6 +79,14 @@ def shipped_autoencoders(folder: Path) -> dict[str, float]:
     return {name: float(card["alpha"]) for name, card in models.items() if card.get("restorer") == "vble"}
 
 
+def frozen_net(cls: type[torch.nn.Module], name: str, folder: Path, device: torch.device) -> torch.nn.Module:
+    """Shipped weights ``name`` (verified) in a ``cls(CaeConfig(...))``, frozen, in eval mode on ``device``."""
+    state, doc = load_model_files(name, folder)
+    net = cls(CaeConfig(**doc["config"]))
+    net.load_state_dict(state)
+    return net.requires_grad_(False).to(device).eval()
+
+
 def uniform_from(noise: NoiseSource, like: torch.Tensor, stride: int) -> torch.Tensor:
     """U(-1/2, 1/2) values shaped like ``like``, drawn through ``noise`` (normal -> its CDF)."""
     z = noise.randn(like.shape, stride=stride, device=like.device, dtype=torch.float32)
@@ -165,12 +173,7 @@ class VbleRestorer(Restorer):
     def autoencoder(self, name: str) -> CompressiveAutoencoder:
         """The frozen autoencoder ``name`` on this restorer's device."""
         if name not in self._nets:
-            state, doc = load_model_files(name, self.weights_dir)
-            net = CompressiveAutoencoder(CaeConfig(**doc["config"]))
-            net.load_state_dict(state)
-            for p in net.parameters():
-                p.requires_grad_(False)
-            self._nets[name] = net.to(self.device).eval()
+            self._nets[name] = frozen_net(CompressiveAutoencoder, name, self.weights_dir, self.device)
         return self._nets[name]
 
     def _restore(self, y: torch.Tensor, operator: Operator, *, generator, noise: NoiseSource) -> Restoration:

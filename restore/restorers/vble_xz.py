@@ -17,13 +17,13 @@ from typing import ClassVar
 import torch
 
 from restore.errors import RestoreError
-from restore.nets.cae import CaeConfig, CompressiveAutoencoder
+from restore.nets.cae import CompressiveAutoencoder
 from restore.nets.variance_decoder import VarianceDecoder
 from restore.noise_field import NoiseSource
 from restore.operators.base import Operator
 from restore.restorers.base import register
-from restore.restorers.vble import Posterior, VbleRestorer, VbleSettings
-from restore.weights import load_model_files, read_manifest
+from restore.restorers.vble import Posterior, VbleRestorer, VbleSettings, frozen_net
+from restore.weights import read_manifest
 
 LOG_B_MIN, LOG_B_MAX = math.log(1e-4), math.log(3.0)
 
@@ -74,10 +74,7 @@ class VbleXzRestorer(VbleRestorer):
         """The frozen variance decoder paired with autoencoder ``cae_name``."""
         if cae_name not in self._variance:
             name = shipped_variance_decoders(self.weights_dir)[cae_name]
-            state, doc = load_model_files(name, self.weights_dir)
-            net = VarianceDecoder(CaeConfig(**doc["config"]))
-            net.load_state_dict(state)
-            self._variance[cae_name] = net.requires_grad_(False).to(self.device).eval()
+            self._variance[cae_name] = frozen_net(VarianceDecoder, name, self.weights_dir, self.device)
         return self._variance[cae_name]
 
     def _start(self, cae: CompressiveAutoencoder, y: torch.Tensor, operator: Operator, settings: VbleSettings) -> Posterior:
