@@ -4,8 +4,8 @@
 
 Central 256 x 256 crops of every image; latents rounded as a codec would
 (z around its predicted mean), bits = -log2 of the entropy models'
-likelihoods (no arithmetic coder: the ideal code length, within a few
-percent of a real one), PSNR of the decoded image clipped to [0, 1].
+likelihoods (the ideal code length; no arithmetic coder is run), PSNR of
+the decoded image clipped to [0, 1].
 """
 from __future__ import annotations
 
