@@ -1,0 +1,1 @@
+"""Noise schedules and samplers shared by the diffusion-based restorers and their training."""
