@@ -66,3 +66,39 @@ class ResidualSchedule:
     def clean(self, x_t: torch.Tensor, res: torch.Tensor, eps: torch.Tensor, t: int) -> torch.Tensor:
         """The clean-image estimate x0_hat = I_t - abar_t res - bbar_t eps."""
         return x_t - float(self.abar[t]) * res - float(self.bbar[t]) * eps
+
+    def noise_from_residual(self, x_t: torch.Tensor, x_in: torch.Tensor, res: torch.Tensor, t: int) -> torch.Tensor:
+        """eps implied by a residual: (I_t - I_in - (abar_t - 1) I_res) / bbar_t (t > 0)."""
+        return (x_t - x_in - (float(self.abar[t]) - 1) * res) / float(self.bbar[t])
+
+
+def predict(model, schedule: ResidualSchedule, x_t: torch.Tensor, x_in: torch.Tensor, sigma_map: torch.Tensor,
+            t: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(residual, noise) at time t: both from the net, or the noise derived from the residual,
+    as the model's ``objective`` says."""
+    from restore.diffusion.conditioning import net_input
+
+    cond = torch.full((x_t.shape[0],), float(t), device=x_t.device)
+    res, eps = model(net_input(x_t, x_in, sigma_map), cond).float().chunk(2, dim=1)
+    if model.config.extra.get("objective", "both") == "residual":
+        eps = schedule.noise_from_residual(x_t, x_in, res, t)
+    return res, eps
+
+
+def sample(model, schedule: ResidualSchedule, x_in: torch.Tensor, sigma_map: torch.Tensor, z: torch.Tensor,
+           steps: int, on_step=None) -> torch.Tensor:
+    """The deterministic (eta = 0) sampler: I_T = I_in + bbar_T z, ``steps`` net evaluations, the last x0_hat.
+
+    Clean estimates are clipped to [-1, 1] as in the reference sampler.
+    """
+    x = schedule.start(x_in, z)
+    times = schedule.sampling_times(steps)
+    x0 = x
+    for t, t_next in zip(times[:-1], times[1:]):
+        res, eps = predict(model, schedule, x, x_in, sigma_map, t)
+        x0 = schedule.clean(x, res, eps, t).clamp(-1, 1)
+        if t_next > 0:
+            x = schedule.step(x, res, eps, t, t_next)
+        if on_step is not None:
+            on_step()
+    return x0
