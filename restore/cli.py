@@ -80,10 +80,11 @@ def _restore_command(task: str) -> Callable[..., None]:
         samples: Optional[int] = typer.Option(None, help="posterior samples for the MMSE and std map (vble)"),
         save_samples: Optional[int] = typer.Option(None, "--save-samples", help="write the first K samples beside -o"),
         std_map: Optional[Path] = typer.Option(None, "--std-map", help="write the per-pixel posterior std (.tif: float)"),
-        lam: Optional[float] = typer.Option(None, help="regularisation weight lambda (vble; default per task)"),
+        lam: Optional[float] = typer.Option(None, help="regularisation weight lambda (vble, reddiff; default per task)"),
         iterations: Optional[int] = typer.Option(None, help="optimisation steps (vble; default per task)"),
-        lr: Optional[float] = typer.Option(None, help="optimiser learning rate (vble)"),
+        lr: Optional[float] = typer.Option(None, help="optimiser learning rate (vble, reddiff)"),
         gamma: Optional[float] = typer.Option(None, help="bitrate modulation in (0, 1]: lower = stronger prior (vble-xz)"),
+        steps: Optional[int] = typer.Option(None, help="diffusion steps (reddiff, rddm; default per model and task)"),
     ) -> None:
         from restore.commands.restore_images import RestoreJob, run_restore_job
 
@@ -92,7 +93,7 @@ def _restore_command(task: str) -> Callable[..., None]:
             mask=mask, adapt=adapt, adapt_ref=adapt_ref, seed=seed, device=device, bit_depth=bit_depth,
             overwrite=overwrite, quiet=quiet, tile=tile, overlap=overlap, batch_size=batch_size,
             precision=precision, scheduler=scheduler, workers=workers, value_range=value_range, samples=samples,
-            save_samples=save_samples, std_map=std_map, lam=lam, iterations=iterations, lr=lr, gamma=gamma,
+            save_samples=save_samples, std_map=std_map, lam=lam, iterations=iterations, lr=lr, gamma=gamma, steps=steps,
             psf_mtf=psf_mtf, sigma_poisson=sigma_poisson,
         )
         guarded(lambda: run_restore_job(job))

@@ -57,6 +57,7 @@ class RestoreJob:
     iterations: int | None = None
     lr: float | None = None
     gamma: float | None = None
+    steps: int | None = None
 
 
 def check_model(model: str, task: str) -> None:
@@ -93,7 +94,7 @@ def run_restore_job(job: RestoreJob) -> None:
     check_tiling(job)
     options = restorer_kwargs(job.model, {"--samples": job.samples, "--save-samples": job.save_samples,
                                           "--lam": job.lam, "--iterations": job.iterations, "--lr": job.lr,
-                                          "--gamma": job.gamma})
+                                          "--gamma": job.gamma, "--steps": job.steps})
     pairs = plan_outputs(job.inputs, job.output, "restored")
     check_extra_outputs(job, len(pairs))
     ref = read_image(job.adapt_ref).pixels if job.adapt_ref is not None else None

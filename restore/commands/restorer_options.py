@@ -14,6 +14,7 @@ FLAGS = {
     "--iterations": "iterations",
     "--lr": "lr",
     "--gamma": "gamma",
+    "--steps": "steps",
 }
 
 

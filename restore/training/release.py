@@ -49,11 +49,13 @@ def main() -> None:
     ap.add_argument("--color", choices=["gray", "color"], help="LIDIA: the colour mode")
     ap.add_argument("--sigma", type=float, help="LIDIA: the training noise level (0-255)")
     ap.add_argument("--alpha", type=float, help="compressive autoencoder: the rate trade-off")
+    ap.add_argument("--task", help="the task the weights restore (denoise, deblur, sr, prior)")
+    ap.add_argument("--scale", type=int, help="super-resolution factor")
     ap.add_argument("--fp16", action="store_true", help="store weights in half precision")
     ap.add_argument("--summary", default="")
     args = ap.parse_args()
     card = {"restorer": args.restorer, "summary": args.summary}
-    card.update({k: getattr(args, k) for k in ("color", "sigma", "alpha") if getattr(args, k) is not None})
+    card.update({k: getattr(args, k) for k in ("color", "sigma", "alpha", "task", "scale") if getattr(args, k) is not None})
     release(args.run, args.name or args.run.name, card, fp16=args.fp16)
 
 
