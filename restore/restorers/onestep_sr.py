@@ -1,0 +1,34 @@
+"""One-step super-resolution distilled from the residual-diffusion teacher (SinSR-style)."""
+from __future__ import annotations
+
+import torch
+
+from restore.noise_field import NoiseSource
+from restore.operators.base import Operator
+from restore.restorers.base import Restoration, register
+from restore.restorers.rddm import RddmRestorer
+
+
+@register("onestep-sr")
+class OneStepSr(RddmRestorer):
+    """A student net that maps the teacher's start state I_in + bbar_T z to the
+    teacher's output in one evaluation (x2 and x4, bicubic degradation).
+
+    Trained by ``restore.training.distill_sr`` (distillation, inverse-consistency
+    and ground-truth terms of SinSR) from the RDDM teacher of the same scale.
+    """
+
+    name = "onestep-sr"
+    tasks = ("sr",)
+    description = "one-step super-resolver distilled from the residual-diffusion teacher (SinSR)"
+
+    def __init__(self, device: str | torch.device = "cpu", **kwargs: object) -> None:
+        kwargs.pop("steps", None)
+        super().__init__(device=device, steps=1, **kwargs)
+
+    def _restore(self, y: torch.Tensor, operator: Operator, *, generator, noise: NoiseSource) -> Restoration:
+        net = self.net(operator)
+        with torch.inference_mode():
+            # One evaluation at t = T is the deterministic sampler with one step.
+            x = self.run(net, y, operator, noise, steps=1)
+        return Restoration(image=x, info={"evaluations": 1})

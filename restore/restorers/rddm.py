@@ -1,0 +1,132 @@
+"""Residual diffusion (RDDM, Liu et al. 2024): per-task conditional models and their few-step sampler."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from restore.diffusion.conditioning import degraded_start, noise_map
+from restore.diffusion.residual import ResidualSchedule, sample
+from restore.errors import RestoreError
+from restore.nets.unet import UNet, UNetConfig, pad_to
+from restore.noise_field import NoiseSource
+from restore.operators.base import Operator
+from restore.operators.blur import Blur
+from restore.operators.denoise import Denoise
+from restore.operators.downsample import Downsample
+from restore.restorers.base import Restoration, Restorer, register
+from restore.weights import WEIGHTS_DIR, load_model_files, read_manifest
+
+# Sampling steps per task when --steps is not given: the fewest that scored best on
+# BSDS500 val crops (benchmarks/results/rddm_steps.md). More steps drift: each step
+# feeds the model its own estimate, which it was never trained on.
+DEFAULT_STEPS = {"denoise": 1, "deblur": 1, "sr": 1}
+
+
+def shipped_unets(restorer: str, folder: Path | None = None) -> dict[tuple[str, int], str]:
+    """{(task, scale): weights name} of the shipped nets of ``restorer`` (scale 1 unless SR)."""
+    models = read_manifest(folder).get("models", {})
+    return {(card["task"], int(card.get("scale", 1))): name for name, card in models.items()
+            if card.get("restorer") == restorer}
+
+
+def frozen_unet(name: str, folder: Path, device: torch.device) -> UNet:
+    """Shipped U-Net ``name`` (verified), frozen, in eval mode on ``device``."""
+    state, doc = load_model_files(name, folder)
+    net = UNet(UNetConfig.from_dict(doc["config"]))
+    net.load_state_dict(state)
+    return net.requires_grad_(False).to(device).eval()
+
+
+def task_key(operator: Operator, restorer: str, shipped: dict[tuple[str, int], str]) -> tuple[str, int]:
+    """The (task, scale) of the net for ``operator``, or a clear error on what exists."""
+    if operator.task == "sr":
+        if not isinstance(operator, Downsample) or operator.filter != "bicubic":
+            raise RestoreError(f"model '{restorer}' was trained on bicubic downsampling; got {operator!r}")
+        key = ("sr", operator.factor)
+        if key not in shipped:
+            scales = sorted(s for t, s in shipped if t == "sr")
+            raise RestoreError(f"model '{restorer}' has no x{operator.factor} weights; "
+                               f"shipped scales: {', '.join(f'x{s}' for s in scales) or 'none'}")
+        return key
+    if operator.task == "deblur" and not isinstance(operator, Blur):
+        raise RestoreError(f"model '{restorer}' deblurs Blur operators (trained on Gaussian blur); got {operator!r}")
+    if operator.task == "denoise" and not isinstance(operator, Denoise):
+        raise RestoreError(f"model '{restorer}' denoises Denoise operators; got {operator!r}")
+    key = (operator.task, 1)
+    if key not in shipped:
+        raise RestoreError(f"model '{restorer}' has no weights for task '{operator.task}'")
+    return key
+
+
+@register("rddm")
+class RddmRestorer(Restorer):
+    """Residual denoising diffusion: a U-Net fed the degraded image predicts the residual
+    degraded - clean; a deterministic sampler starts at I_in + bbar_T z.
+
+    One net per task: SR x4 (bicubic), Gaussian denoising (sigma 0-55/255, the
+    noise level as an input channel), Gaussian deblurring (blind over blur std
+    0.5-3.5 px, noise 0-10/255). Gray images go through the colour nets as
+    three equal channels.
+
+    Args:
+        device: torch device.
+        steps: sampler steps (network evaluations); default per task (DEFAULT_STEPS).
+        weights_dir: where the shipped weights live.
+    """
+
+    name = "rddm"
+    tasks = ("denoise", "deblur", "sr")
+    channels = (1, 3)
+    description = "residual denoising diffusion (RDDM): per-task conditional U-Nets, few-step deterministic sampler"
+    stochastic = True
+    outputs = ("image",)
+    halo = 32
+    tile_multiple = 8
+
+    def __init__(self, device: str | torch.device = "cpu", steps: int | None = None, weights_dir: Path | None = None,
+                 **_: object) -> None:
+        if steps is not None and not 1 <= steps <= 1000:
+            raise RestoreError(f"steps must be between 1 and 1000, got {steps}")
+        self.device = torch.device(device)
+        self.steps = steps
+        self.weights_dir = weights_dir or WEIGHTS_DIR
+        self._nets: dict[str, UNet] = {}
+
+    def to(self, device: str | torch.device) -> "RddmRestorer":
+        if torch.device(device) != self.device:
+            self.device, self._nets = torch.device(device), {}
+        return self
+
+    def net(self, operator: Operator) -> UNet:
+        shipped = shipped_unets(self.name, self.weights_dir)
+        name = shipped[task_key(operator, self.name, shipped)]
+        if name not in self._nets:
+            self._nets[name] = frozen_unet(name, self.weights_dir, self.device)
+        return self._nets[name]
+
+    def check(self, y: torch.Tensor, operator: Operator) -> None:
+        super().check(y, operator)
+        task_key(operator, self.name, shipped_unets(self.name, self.weights_dir))
+
+    def _restore(self, y: torch.Tensor, operator: Operator, *, generator, noise: NoiseSource) -> Restoration:
+        net = self.net(operator)
+        steps = self.steps or DEFAULT_STEPS[operator.task]
+        with torch.inference_mode():
+            x = self.run(net, y, operator, noise, steps)
+        return Restoration(image=x, info={"steps": steps, "evaluations": steps})
+
+    def run(self, net: UNet, y: torch.Tensor, operator: Operator, noise: NoiseSource, steps: int) -> torch.Tensor:
+        """Sample on y (B x C x H x W in [0, 1]); returns the estimate in [0, 1], C channels."""
+        channels = y.shape[1]
+        y = y.to(self.device, torch.float32)
+        if channels == 1:
+            y = y.expand(-1, 3, -1, -1)
+        scale = round(1 / operator.scale)
+        x_in, (h, w) = pad_to(degraded_start(y, scale), net.multiple)
+        sigma = noise_map(x_in, operator.sigma)
+        z = noise.randn(x_in.shape, device=self.device)
+        schedule = ResidualSchedule.make(sum_scale=net.config.extra.get("sum_scale", 0.01))
+        x0 = sample(net, schedule, x_in, sigma, z, steps)[..., :h, :w]
+        x = ((x0 + 1) / 2).clamp(0, 1)
+        return x.mean(dim=1, keepdim=True) if channels == 1 else x
