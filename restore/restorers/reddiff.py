@@ -1,0 +1,221 @@
+"""RED-Diff (Mardani et al. 2023): regularisation by denoising diffusion, for any differentiable operator.
+
+The estimate mu is fitted by Adam, one step per diffusion timestep, from t near
+T down to 0. At each step the prior's noise prediction e = eps(x_t, t) on
+x_t = sqrt(abar_t) (2 mu - 1) + sqrt(1 - abar_t) eps is compared with the noise
+that was drawn; that residual, weighted by the inverse SNR, pushes mu towards
+images the prior finds likely, while the data term pulls A mu towards y:
+
+    loss = lambda sqrt(1 - abar_t) / sqrt(abar_t) mean(stopgrad(e - eps) (2 mu - 1))
+           + mean((2 y - 2 A mu)^2) / 2
+
+Both terms are in the paper's [-1, 1] units (hence the factors 2); mu itself
+lives in the toolkit's [0, 1] units, so a learning rate here moves the image
+half as far as the same rate in the paper. The network is only evaluated
+(never differentiated): the graph runs through the operator alone.
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+import torch
+from tqdm import tqdm
+
+from restore.diffusion import vp
+from restore.errors import RestoreError
+from restore.nets.unet import UNet, UNetConfig, pad_to
+from restore.noise_field import NoiseSource
+from restore.operators.base import Operator
+from restore.restorers.base import Restoration, Restorer, register
+from restore.weights import WEIGHTS_DIR, load_model_files
+
+PRIOR = "diffusion-prior"
+BETAS = (0.9, 0.99)  # the reference code's Adam betas
+PRIOR_CHANNELS = 3
+
+
+@dataclass(frozen=True)
+class RedDiffSettings:
+    """One call's settings: Adam steps (= timesteps), lambda and learning rate."""
+
+    steps: int
+    lam: float
+    lr: float
+
+
+# (lambda, lr) per task, the best of a grid on BSDS500 val crops at 100 steps
+# (benchmarks/results/reddiff_tune.md). Lambda differs per task because both loss
+# terms are means: the data term of SR averages over 16x fewer values.
+DEFAULTS: dict[str, tuple[float, float]] = {
+    "denoise": (0.25, 0.1),
+    "deblur": (0.25, 0.1),
+    "sr": (0.25, 0.1),
+    "inpaint": (0.25, 0.1),
+}
+DEFAULT_STEPS = 100
+FALLBACK = (0.25, 0.1)  # operators of other tasks (user-written ones): the paper's lambda
+
+
+def default_settings(operator: Operator, steps: int = DEFAULT_STEPS) -> RedDiffSettings:
+    """The per-task defaults (see ``DEFAULTS``)."""
+    lam, lr = DEFAULTS.get(operator.task, FALLBACK)
+    return RedDiffSettings(steps, lam, lr)
+
+
+def frozen_prior(folder: Path, device: torch.device) -> UNet:
+    """The shipped diffusion prior (verified), frozen, in eval mode on ``device``."""
+    state, doc = load_model_files(PRIOR, folder)
+    net = UNet(UNetConfig.from_dict(doc["config"]))
+    net.load_state_dict(state)
+    return net.requires_grad_(False).to(device).eval()
+
+
+def initial_estimate(y: torch.Tensor, operator: Operator) -> torch.Tensor:
+    """mu_0 = A^+ y clamped to [0, 1]; mid-grey where an operator has no pseudo-inverse."""
+    try:
+        x0 = operator.pinv(y)
+    except NotImplementedError:
+        # A user-written operator need only define forward; its input has the shape input_shape says.
+        x0 = y.new_full(operator.input_shape(tuple(y.shape)), 0.5)
+    return x0.detach().float().clamp(0, 1)
+
+
+def _name(operator: Operator) -> str:
+    return type(operator).__name__
+
+
+def check_operator(operator: Operator, x: torch.Tensor, y: torch.Tensor) -> None:
+    """Refuse operators whose A x does not match y's shape or has no (or a zero) gradient in x."""
+    probe_x = x.detach().clone().requires_grad_(True)
+    try:
+        out = operator(probe_x)
+    except (RuntimeError, ValueError, TypeError) as e:
+        raise RestoreError(f"operator {_name(operator)} failed on an image of shape {tuple(x.shape)}: {e}") from None
+    if not isinstance(out, torch.Tensor) or out.shape != y.shape:
+        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise RestoreError(f"operator {_name(operator)} maps an image of shape {tuple(x.shape)} to {shape}, "
+                           f"but y has shape {tuple(y.shape)}")
+    not_differentiable = RestoreError(
+        f"operator {_name(operator)} is not differentiable (A x has no gradient with respect to x): "
+        "RED-Diff needs gradients of A; avoid detach(), rounding, numpy or integer casts in its forward")
+    if not out.requires_grad:
+        raise not_differentiable
+    # A fixed, non-constant probe: rounding or a straight-through zero gradient shows up as all zeros.
+    probe = torch.arange(out.numel(), device=out.device, dtype=out.dtype).sin().view_as(out)
+    (grad,) = torch.autograd.grad((out * probe).sum(), probe_x, allow_unused=True)
+    if grad is None or not bool(grad.ne(0).any()):
+        raise not_differentiable
+
+
+def prior_residual(net: UNet, mu: torch.Tensor, t: int, abar_t: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+    """stopgrad(e - eps): the prior's noise prediction at x_t minus the drawn noise (B x 3 x H x W)."""
+    z = 2 * mu.detach() - 1
+    z = z.expand(-1, PRIOR_CHANNELS, -1, -1) if z.shape[1] == 1 else z  # gray: the prior sees R = G = B
+    x_t = abar_t.sqrt() * z + (1 - abar_t).sqrt() * eps
+    padded, (h, w) = pad_to(x_t, net.multiple)
+    times = torch.full((x_t.shape[0],), float(t), device=x_t.device)
+    with torch.no_grad():
+        e = net(padded, times)[..., :h, :w].float()
+    return e - eps
+
+
+def fit(net: UNet, y: torch.Tensor, operator: Operator, mu0: torch.Tensor, settings: RedDiffSettings,
+        noise: NoiseSource, progress: bool = False) -> torch.Tensor:
+    """Run RED-Diff's Adam loop from ``mu0``; returns mu (not clamped)."""
+    mu = mu0.clone().requires_grad_(True)
+    opt = torch.optim.Adam([mu], lr=settings.lr, betas=BETAS)
+    abar = vp.alphas_cumprod(y.device)
+    b, _, h, w = mu.shape
+    for t in tqdm(vp.descending_timesteps(settings.steps), disable=not progress, leave=False, unit="step",
+                  desc="RED-Diff"):
+        eps = noise.randn((b, PRIOR_CHANNELS, h, w), device=y.device, dtype=torch.float32)
+        residual = prior_residual(net, mu, t, abar[t], eps)
+        z = 2 * mu - 1
+        # A gray mu is broadcast over the three channels: its gradient is their mean.
+        reg = (residual * z.expand_as(residual)).mean()
+        weight = settings.lam * ((1 - abar[t]) / abar[t]).sqrt()
+        data = 2 * ((y - operator(mu)) ** 2).mean()  # mean((2y - 2Amu)^2) / 2: [-1, 1] units
+        loss = weight * reg + data
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return mu.detach()
+
+
+@register("reddiff")
+class RedDiff(Restorer):
+    """RED-Diff with the shipped diffusion prior.
+
+    Args:
+        device: where to run.
+        steps: Adam steps, one per timestep of the descending schedule (default 100).
+        lam: lambda, the prior's weight (default per task, see ``DEFAULTS``).
+        lr: Adam learning rate on mu in [0, 1] units (default per task).
+        progress: a progress bar over the steps; None: when stderr is a terminal.
+        weights_dir: where the shipped weights live.
+    """
+
+    name: ClassVar[str] = "reddiff"
+    tasks: ClassVar[tuple[str, ...]] = ("denoise", "deblur", "sr", "inpaint")
+    channels: ClassVar[tuple[int, ...] | None] = (1, 3)
+    description: ClassVar[str] = "RED-Diff: variational restoration with a diffusion prior (any differentiable operator)"
+    stochastic: ClassVar[bool] = True
+    # The U-Net sees more than 100 px, and every step feeds A^T of the residual
+    # back, so strictly every pixel depends on the whole tile. 32 px of halo (plus
+    # the operator's) keeps tiles' cores close to the untiled result while adding
+    # only half a tile's area of extra work on 256-px tiles; blended overlaps hide
+    # what differences remain.
+    halo = 32
+    tile_multiple = 8  # the prior's U-Net halves three times
+
+    def __init__(self, device: str | torch.device = "cpu", steps: int | None = None, lam: float | None = None,
+                 lr: float | None = None, progress: bool | None = None, weights_dir: Path | None = None,
+                 **_: object) -> None:
+        if steps is not None and not 1 <= steps <= vp.T:
+            raise RestoreError(f"steps must be between 1 and {vp.T}, got {steps}")
+        for label, value in (("lambda", lam), ("lr", lr)):
+            if value is not None and not value > 0:
+                raise RestoreError(f"{label} must be > 0, got {value}")
+        self.device = torch.device(device)
+        self.steps, self.lam, self.lr = steps, lam, lr
+        self.progress = progress
+        self.weights_dir = weights_dir or WEIGHTS_DIR
+        self._net: UNet | None = None
+
+    def to(self, device: str | torch.device) -> "RedDiff":
+        """Run on ``device``; the prior is moved there on first use."""
+        if torch.device(device) != self.device:
+            self.device = torch.device(device)
+            self._net = None
+        return self
+
+    def settings(self, operator: Operator) -> RedDiffSettings:
+        """The per-task defaults overridden by the constructor's arguments."""
+        base = default_settings(operator, self.steps or DEFAULT_STEPS)
+        return RedDiffSettings(base.steps, self.lam or base.lam, self.lr or base.lr)
+
+    def prior(self) -> UNet:
+        """The frozen prior on this restorer's device."""
+        if self._net is None:
+            self._net = frozen_prior(self.weights_dir, self.device)
+        return self._net
+
+    def _restore(self, y: torch.Tensor, operator: Operator, *, generator, noise: NoiseSource) -> Restoration:
+        if not bool(torch.isfinite(y).all()):
+            raise RestoreError("y has NaN or infinite values; RED-Diff needs a finite measurement")
+        settings = self.settings(operator)
+        net = self.prior()
+        operator = operator.to(self.device)
+        show = self.progress if self.progress is not None else sys.stderr.isatty()
+        # Grad is needed even when the caller runs under no_grad / inference_mode; the clone
+        # makes y an ordinary tensor that autograd may use.
+        with torch.inference_mode(False), torch.enable_grad():
+            y = y.to(self.device, torch.float32).clone()
+            mu0 = initial_estimate(y, operator)
+            check_operator(operator, mu0, y)
+            mu = fit(net, y, operator, mu0, settings, noise, progress=show)
+        info = {"steps": settings.steps, "lambda": settings.lam, "lr": settings.lr}
+        return Restoration(image=mu.clamp(0, 1).cpu(), info=info)
