@@ -118,7 +118,7 @@ def train(args: argparse.Namespace) -> None:
 
 
 def _meta(args: argparse.Namespace, step: int, seconds: float) -> dict:
-    return {"task": args.task, "scale": args.scale, "objective": args.objective, "steps": step, "train_seconds": round(seconds), "batch": args.batch,
+    return {"task": args.task, "scale": args.scale if args.task == "sr" else 1, "objective": args.objective, "steps": step, "train_seconds": round(seconds), "batch": args.batch,
             "crop": args.crop, "lr": args.lr, "ema": args.ema, "init": args.init or "", "device": args.device,
             "data": ",".join(Path(d).name for d in args.data)}
 
