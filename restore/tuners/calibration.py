@@ -1,0 +1,141 @@
+"""What a deep-OT calibration holds, and its file: safetensors tensors with JSON metadata, never pickle.
+
+A ``.dot`` file is one safetensors file: the float64 means and covariances of
+the restorer's output patches (source) and of natural-image patches (target),
+and in its header, under ``restore.deep_ot``, a JSON document naming the
+model, task, operator, patch size, autoencoder, sample counts and versions.
+The map itself is recomputed on load (a second of eigendecompositions).
+"""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from restore.errors import RestoreError
+from restore.operators.base import Operator
+from restore.tuners.gaussian_ot import GaussianStats
+
+FORMAT = "restore.deep_ot"
+FORMAT_VERSION = 1
+TENSORS = ("source_mean", "source_cov", "target_mean", "target_cov")
+
+
+def describe_operator(operator: Operator) -> dict:
+    """The operator facts a calibration depends on: task, class, noise sigma (0-255), scale."""
+    return {"task": operator.task, "kind": type(operator).__name__, "sigma_255": round(float(operator.sigma) * 255, 4),
+            "scale": float(operator.scale)}
+
+
+@dataclass
+class Calibration:
+    """Latent patch statistics of one restorer's outputs (source) and of natural images (target).
+
+    Attributes:
+        source, target: float64 Gaussian statistics of D = C p p patch vectors.
+        model: registry name of the restorer the source statistics come from.
+        operator: :func:`describe_operator` of the degradation it inverted.
+        patch: latent patch side p.
+        autoencoder: shipped autoencoder whose latent the patches are in.
+        channels: image channels calibrated on (1 or 3).
+        counts: images and latent patches behind each side.
+        versions: restore and torch versions that made it.
+    """
+
+    source: GaussianStats
+    target: GaussianStats
+    model: str
+    operator: dict
+    patch: int
+    autoencoder: str
+    channels: int
+    counts: dict = field(default_factory=dict)
+    versions: dict = field(default_factory=dict)
+
+    @property
+    def task(self) -> str:
+        return self.operator["task"]
+
+    def metadata(self) -> dict:
+        doc = {k: v for k, v in asdict(self).items() if k not in ("source", "target")}
+        return {"format": FORMAT, "format_version": FORMAT_VERSION, **doc}
+
+    def check_matches(self, model: str, task: str) -> None:
+        """Refuse to tune a restorer or task this calibration was not made for."""
+        if model != self.model or task != self.task:
+            raise RestoreError(
+                f"this tuner was calibrated for model '{self.model}', task '{self.task}'; "
+                f"it cannot tune model '{model}', task '{task}' (calibrate one with `restore tune`)"
+            )
+
+
+def save_calibration(calibration: Calibration, path: str | Path) -> Path:
+    """Write the calibration to ``path`` atomically (temp file beside it, then rename)."""
+    path = Path(path)
+    tensors = {
+        "source_mean": calibration.source.mean, "source_cov": calibration.source.cov,
+        "target_mean": calibration.target.mean, "target_cov": calibration.target.cov,
+    }
+    tensors = {k: v.detach().to("cpu", torch.float64).contiguous() for k, v in tensors.items()}
+    header = {FORMAT: json.dumps(calibration.metadata())}
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_file(tensors, str(tmp), metadata=header)
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise RestoreError(f"{path}: cannot write the tuner file ({exc.strerror or exc})") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def load_calibration(path: str | Path) -> Calibration:
+    """Read a tuner file written by :func:`save_calibration`, checking that it is whole and consistent."""
+    path = Path(path)
+    if not path.is_file():
+        raise RestoreError(f"tuner file not found: {path}")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            header = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as exc:  # safetensors raises its own error types for truncated or foreign files
+        raise RestoreError(f"{path} is not a readable tuner file (corrupt or not safetensors: {exc})") from None
+    if FORMAT not in header:
+        raise RestoreError(f"{path} is a safetensors file but not a deep-OT tuner file (no '{FORMAT}' metadata)")
+    try:
+        doc = json.loads(header[FORMAT])
+        return _calibration_from(doc, tensors)
+    except (KeyError, TypeError, ValueError, json.JSONDecodeError) as exc:
+        raise RestoreError(f"{path}: corrupt tuner file ({type(exc).__name__}: {exc})") from None
+
+
+def _calibration_from(doc: dict, tensors: dict[str, torch.Tensor]) -> Calibration:
+    if doc.get("format_version") != FORMAT_VERSION:
+        raise ValueError(f"format version {doc.get('format_version')} (this restore reads {FORMAT_VERSION})")
+    missing = [name for name in TENSORS if name not in tensors]
+    if missing:
+        raise KeyError(f"missing tensors {', '.join(missing)}")
+    counts = doc.get("counts", {})
+    source = _stats(tensors["source_mean"], tensors["source_cov"], int(counts["source_patches"]))
+    target = _stats(tensors["target_mean"], tensors["target_cov"], int(counts["target_patches"]))
+    if source.dim != target.dim:
+        raise ValueError(f"source and target dimensions differ ({source.dim} vs {target.dim})")
+    return Calibration(source=source, target=target, model=str(doc["model"]), operator=dict(doc["operator"]),
+                       patch=int(doc["patch"]), autoencoder=str(doc["autoencoder"]), channels=int(doc["channels"]),
+                       counts=counts, versions=dict(doc.get("versions", {})))
+
+
+def _stats(mean: torch.Tensor, cov: torch.Tensor, count: int) -> GaussianStats:
+    mean, cov = mean.to(torch.float64), cov.to(torch.float64)
+    if mean.ndim != 1 or cov.shape != (mean.shape[0], mean.shape[0]):
+        raise ValueError(f"statistics of shapes {tuple(mean.shape)} and {tuple(cov.shape)} do not fit together")
+    if not (torch.isfinite(mean).all() and torch.isfinite(cov).all()):
+        raise ValueError("statistics hold NaN or inf values")
+    return GaussianStats(mean=mean, cov=cov, count=count)

@@ -1,0 +1,98 @@
+"""Gaussian statistics of the latent patches of a set of images, and the latent W2 distance between two sets.
+
+The squared Gelbrich distance between the latent patch statistics of a set of
+restored images and of a set of clean images measures how far the outputs are
+from looking natural, with no pretrained classifier (Adrai et al. 2023).
+"""
+from __future__ import annotations
+
+import math
+from typing import Iterable, Sequence
+
+import torch
+
+from restore.errors import RestoreError
+from restore.tuners.gaussian_ot import GaussianStats, StatsAccumulator, gelbrich_distance
+from restore.tuners.latent_codec import DEFAULT_AUTOENCODER, LatentCodec
+from restore.tuners.latent_patches import unfold_patches
+
+DEFAULT_PATCH = 3
+# Samples per dimension a covariance needs to be estimated stably enough for its
+# matrix square roots (see models/deep-ot/README.md: held-out W2 with 2 to 8 per dimension).
+SAMPLES_PER_DIM = 4
+
+
+def as_image_list(images: torch.Tensor | Sequence[torch.Tensor], what: str) -> list[torch.Tensor]:
+    """1 x C x H x W images from a B x C x H x W tensor or a sequence of C x H x W / 1 x C x H x W tensors."""
+    if isinstance(images, torch.Tensor):
+        if images.ndim != 4:
+            raise RestoreError(f"{what} must be a B x C x H x W tensor or a list of images, got shape {tuple(images.shape)}")
+        items = list(images.split(1))
+    else:
+        items = [x if isinstance(x, torch.Tensor) and x.ndim == 4 else _batched(x, what) for x in images]
+    if not items:
+        raise RestoreError(f"{what}: no images given")
+    channels = {x.shape[1] for x in items}
+    if len(channels) > 1:
+        raise RestoreError(f"{what} mix images of {' and '.join(map(str, sorted(channels)))} channels; give one kind")
+    for x in items:
+        if x.shape[0] != 1 or not x.is_floating_point():
+            raise RestoreError(f"{what}: expected float images 1 x C x H x W in [0, 1], got {x.dtype} {tuple(x.shape)}")
+    return items
+
+
+def _batched(x: object, what: str) -> torch.Tensor:
+    if not isinstance(x, torch.Tensor) or x.ndim != 3:
+        got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise RestoreError(f"{what}: expected C x H x W or 1 x C x H x W tensors, got {got}")
+    return x[None]
+
+
+def image_latent_patches(codec: LatentCodec, x: torch.Tensor, patch: int) -> torch.Tensor:
+    """N x (C p p) latent patch vectors of one 1 x C x H x W image: one per latent position over the image."""
+    z, where = codec.encode(x)
+    patches = unfold_patches(z, patch)[0]
+    rows = torch.arange(z.shape[-2])[where.latent_rows()]
+    cols = torch.arange(z.shape[-1])[where.latent_cols()]
+    keep = (rows[:, None] * z.shape[-1] + cols[None, :]).flatten()
+    return patches[keep.to(patches.device)]
+
+
+def latent_patch_stats(codec: LatentCodec, images: Iterable[torch.Tensor], patch: int = DEFAULT_PATCH) -> GaussianStats:
+    """Mean and covariance (float64) of every latent patch of every image (1 x C x H x W each)."""
+    acc = StatsAccumulator(codec.latent_channels * patch * patch)
+    for x in images:
+        acc.add(image_latent_patches(codec, x, patch))
+    return acc.stats()
+
+
+def samples_needed(dim: int) -> int:
+    return SAMPLES_PER_DIM * dim
+
+
+def check_enough_samples(count: int, dim: int, what: str, per_image: float) -> None:
+    """Refuse ``count`` latent patches when a stable ``dim`` x ``dim`` covariance needs more, saying how many images would do."""
+    needed = samples_needed(dim)
+    if count < needed:
+        images = math.ceil(needed / max(per_image, 1.0))
+        raise RestoreError(
+            f"too few {what} for a stable {dim}x{dim} covariance: {count} latent patches, need at least {needed} "
+            f"(about {images} images of this size, or a smaller patch)"
+        )
+
+
+def latent_w2(images_a: torch.Tensor | Sequence[torch.Tensor], images_b: torch.Tensor | Sequence[torch.Tensor], *,
+              patch: int = DEFAULT_PATCH, autoencoder: str = DEFAULT_AUTOENCODER,
+              codec: LatentCodec | None = None) -> float:
+    """Squared Gelbrich (Gaussian W2) distance between the latent patch statistics of two image sets.
+
+    Args:
+        images_a, images_b: B x C x H x W tensors or lists of images in [0, 1] (1 or 3 channels).
+        patch: latent patch side p (D = C p p).
+        autoencoder: shipped autoencoder whose latent is used (ignored when ``codec`` is given).
+        codec: an already loaded :class:`LatentCodec`.
+    """
+    codec = codec or LatentCodec(autoencoder)
+    a = latent_patch_stats(codec, as_image_list(images_a, "images_a"), patch)
+    b = latent_patch_stats(codec, as_image_list(images_b, "images_b"), patch)
+    return gelbrich_distance(a, b)
