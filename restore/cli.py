@@ -1,4 +1,4 @@
-"""The ``restore`` command line: restore, degrade, list models.
+"""The ``restore`` command line: restore, degrade, tune (deep OT), list models.
 
 Every error a user can cause ends as one line on stderr and a non-zero exit;
 no output file is left behind for an input that failed.
@@ -19,6 +19,7 @@ DEFAULT_MODEL = {"denoise": "lidia", "deblur": "vble", "sr": "onestep-sr", "inpa
 KERNEL_HELP = "gaussian:STD | motion:LENGTH,ANGLE | mtf:VALUE_AT_NYQUIST (sensor PSF) | FILE.npy (deblur)"
 PSF_HELP = "satellite sensor: Gaussian PSF with this MTF at Nyquist (e.g. 0.15), then decimation by --scale for sr"
 POISSON_HELP = "signal-dependent (shot) noise: its std at full scale, 0-255 units (variance (s/255)^2 * x)"
+PERCEPTION_HELP = "deep OT (with --tuner): 0 = the model's own output, 1 = fully transported, -1 to 2 extrapolates; default 1"
 OVERLAP_HELP = "pixels neighbouring tiles share, blended (default: 0 for deterministic models, tile/4 <= 64 for samplers)"
 TASK_HELP = {
     "denoise": "Remove Gaussian noise (sigma estimated when --sigma is not given).",
@@ -85,6 +86,8 @@ def _restore_command(task: str) -> Callable[..., None]:
         lr: Optional[float] = typer.Option(None, help="optimiser learning rate (vble, reddiff)"),
         gamma: Optional[float] = typer.Option(None, help="bitrate modulation in (0, 1]: lower = stronger prior (vble-xz)"),
         steps: Optional[int] = typer.Option(None, help="diffusion steps (reddiff, rddm; default per model and task)"),
+        perception: Optional[float] = typer.Option(None, help=PERCEPTION_HELP),
+        tuner: Optional[Path] = typer.Option(None, "--tuner", help="deep-OT tuner file from `restore tune` (same model, task)"),
     ) -> None:
         from restore.commands.restore_images import RestoreJob, run_restore_job
 
@@ -94,7 +97,7 @@ def _restore_command(task: str) -> Callable[..., None]:
             overwrite=overwrite, quiet=quiet, tile=tile, overlap=overlap, batch_size=batch_size,
             precision=precision, scheduler=scheduler, workers=workers, value_range=value_range, samples=samples,
             save_samples=save_samples, std_map=std_map, lam=lam, iterations=iterations, lr=lr, gamma=gamma, steps=steps,
-            psf_mtf=psf_mtf, sigma_poisson=sigma_poisson,
+            psf_mtf=psf_mtf, sigma_poisson=sigma_poisson, perception=perception, tuner=tuner,
         )
         guarded(lambda: run_restore_job(job))
 
@@ -132,6 +135,36 @@ def degrade(
         sigma_poisson=sigma_poisson,
     )
     guarded(lambda: run_degrade_job(job))
+
+
+@app.command()
+def tune(
+    model: str = typer.Option(..., "--model", "-m", help="the restorer to tune (see `restore models`)"),
+    task: str = typer.Option(..., help="denoise | deblur | sr"),
+    restored_from: Path = typer.Option(..., "--restored-from", help="folder of degraded images the model restores"),
+    natural: Path = typer.Option(..., "--natural", help="folder of clean natural images (need not be the same scenes)"),
+    output: Path = typer.Option(..., "-o", "--output", help="the tuner file to write, e.g. lidia-s25.dot"),
+    sigma: Optional[float] = typer.Option(None, help="noise std in 0-255 units (estimated per image when not given)"),
+    kernel: Optional[str] = typer.Option(None, help=KERNEL_HELP),
+    scale: Optional[int] = typer.Option(None, help="super-resolution factor 2, 3 or 4 (sr)"),
+    psf_mtf: Optional[float] = typer.Option(None, "--psf-mtf", help=PSF_HELP),
+    patch: int = typer.Option(3, help="latent patch side p (D = 96 p^2 dimensions; smaller needs fewer images)"),
+    max_images: Optional[int] = typer.Option(None, "--max-images", help="use at most this many images of each folder"),
+    seed: int = typer.Option(0, help="seed of stochastic models"),
+    device: str = typer.Option("cpu", help="cpu, cuda, cuda:1, ..."),
+    tile: int = typer.Option(512, help="tile side the model runs with; 0: whole images"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="replace an existing tuner file"),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+) -> None:
+    """Calibrate a deep-OT perception tuner for a model and task (then restore with --tuner FILE --perception A)."""
+    from restore.commands.tune_restorer import TuneJob, run_tune_job
+
+    job = TuneJob(
+        model=model, task=task, restored_from=restored_from, natural=natural, output=output, sigma=sigma, kernel=kernel,
+        scale=scale, psf_mtf=psf_mtf, patch=patch, max_images=max_images, seed=seed, device=device, tile=tile,
+        overwrite=overwrite, quiet=quiet,
+    )
+    guarded(lambda: run_tune_job(job))
 
 
 @app.command()

@@ -256,3 +256,119 @@ def test_corrupt_or_foreign_files_are_refused(tuner, tmp_path):
         load_calibration(tmp_path / "weights.dot")
     with pytest.raises(RestoreError, match="not found"):
         load_calibration(tmp_path / "missing.dot")
+
+
+# ---- command line ------------------------------------------------------------------------
+def write_pngs(folder, images: list[torch.Tensor]) -> None:
+    import cv2
+
+    folder.mkdir()
+    for i, x in enumerate(images):
+        rgb = (x[0].permute(1, 2, 0).clamp(0, 1).numpy() * 255).round().astype(np.uint8)
+        cv2.imwrite(str(folder / f"{i:02d}.png"), rgb[..., ::-1])
+
+
+@pytest.fixture(scope="module")
+def cli_folders(tmp_path_factory):
+    """24 noisy 64 x 64 astronaut crops (sigma 25) and 24 clean coffee crops: 384 latent positions each, enough for p = 1."""
+    from skimage import data
+
+    root = tmp_path_factory.mktemp("dot_cli")
+    op = Denoise(sigma=25 / 255)
+    noisy = [op.measure(x, torch.Generator().manual_seed(i)) for i, x in enumerate(crops(data.astronaut(), 64, 24))]
+    write_pngs(root / "noisy", noisy)
+    write_pngs(root / "natural", crops(data.coffee(), 64, 24))
+    return root
+
+
+def invoke(*args):
+    from typer.testing import CliRunner
+
+    from restore.cli import app
+
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def test_cli_tune_then_denoise_with_perception(cli_folders, tmp_path):
+    from restore.io import read_image
+
+    # NLM stands in for LIDIA here: the same path, a twentieth of the time on a 2-core CPU.
+    tuner = tmp_path / "nlm-s25.dot"
+    result = invoke("tune", "--model", "nlm", "--task", "denoise", "--sigma", 25, "--restored-from", cli_folders / "noisy",
+                    "--natural", cli_folders / "natural", "-o", tuner, "--patch", 1)
+    assert result.exit_code == 0, result.output
+    assert load_calibration(tuner).counts["degraded_images"] == 24
+    noisy = cli_folders / "noisy" / "00.png"
+    outs = {a: tmp_path / f"out{a}.png" for a in (0, 0.7)}
+    for alpha, out in outs.items():
+        result = invoke("denoise", noisy, "-o", out, "--model", "nlm", "--sigma", 25, "--perception", alpha, "--tuner", tuner)
+        assert result.exit_code == 0, result.output
+    plain = tmp_path / "plain.png"
+    assert invoke("denoise", noisy, "-o", plain, "--model", "nlm", "--sigma", 25).exit_code == 0
+    assert outs[0].read_bytes() == plain.read_bytes()  # perception 0: the model's own output
+    moved = read_image(outs[0.7]).pixels - read_image(plain).pixels
+    assert float(moved.abs().mean()) > 1 / 255
+
+
+@pytest.mark.parametrize("extra,message", [
+    (["--max-images", 3], "too few degraded images"),
+    (["--task", "inpaint"], "--task must be one of denoise, deblur, sr"),
+    (["--patch", 9], "--patch must be between 1 and 5"),
+    (["--model", "nope"], "unknown model 'nope'"),
+])
+def test_cli_tune_bad_input_one_line_no_file(cli_folders, tmp_path, extra, message):
+    out = tmp_path / "t.dot"
+    args = ["tune", "--model", "nlm", "--task", "denoise", "--sigma", 25, "--restored-from", cli_folders / "noisy",
+            "--natural", cli_folders / "natural", "-o", out, "--patch", 1]
+    for k in range(0, len(extra), 2):  # later options override earlier ones
+        args += extra[k : k + 2]
+    result = invoke(*args)
+    assert result.exit_code != 0
+    assert message in result.output and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_cli_refuses_a_tuner_for_another_task_or_a_corrupt_one(cli_folders, tmp_path):
+    from skimage import data
+
+    small = [torch.nn.functional.avg_pool2d(x, 2) for x in crops(data.astronaut(), 64, 24)]
+    write_pngs(tmp_path / "lowres", small)
+    sr_tuner = tmp_path / "bicubic-x2.dot"
+    result = invoke("tune", "--model", "bicubic", "--task", "sr", "--scale", 2, "--restored-from", tmp_path / "lowres",
+                    "--natural", cli_folders / "natural", "-o", sr_tuner, "--patch", 1)
+    assert result.exit_code == 0, result.output
+    noisy, out = cli_folders / "noisy" / "00.png", tmp_path / "out.png"
+    cases = [
+        (["--tuner", sr_tuner], "calibrated for model 'bicubic', task 'sr'"),
+        (["--perception", 0.5], "--perception needs --tuner"),
+        (["--perception", 3, "--tuner", sr_tuner], "perception must be a number in [-1, 2]"),
+        (["--tuner", tmp_path / "missing.dot"], "tuner file not found"),
+    ]
+    corrupt = tmp_path / "corrupt.dot"
+    corrupt.write_bytes(sr_tuner.read_bytes()[:200])
+    cases.append((["--tuner", corrupt], "not a readable tuner file"))
+    for extra, message in cases:
+        result = invoke("denoise", noisy, "-o", out, "--model", "lidia", "--sigma", 25, *extra)
+        assert result.exit_code != 0 and message in result.output, (extra, result.output)
+        assert not out.exists()
+    again = invoke("tune", "--model", "bicubic", "--task", "sr", "--scale", 2, "--restored-from", tmp_path / "lowres",
+                   "--natural", cli_folders / "natural", "-o", sr_tuner, "--patch", 1)
+    assert again.exit_code != 0 and "exists (--overwrite to replace it)" in again.output
+
+
+def test_cli_lidia_with_a_tuner_keeps_its_own_output_at_zero(tuner, cli_folders, tmp_path):
+    """LIDIA prepares per image (noise level, centring) under the wrapper; perception 0 is its output, byte for byte."""
+    from dataclasses import replace
+
+    from restore.tuners import save_calibration
+
+    path = save_calibration(replace(tuner.calibration, model="lidia"), tmp_path / "lidia.dot")
+    noisy = cli_folders / "noisy" / "00.png"
+    plain, zero, tuned = tmp_path / "plain.png", tmp_path / "zero.png", tmp_path / "tuned.png"
+    assert invoke("denoise", noisy, "-o", plain, "--model", "lidia").exit_code == 0
+    for out, alpha in ((zero, 0), (tuned, 0.7)):
+        result = invoke("denoise", noisy, "-o", out, "--model", "lidia", "--perception", alpha, "--tuner", path)
+        assert result.exit_code == 0, result.output
+    assert zero.read_bytes() == plain.read_bytes()
+    assert tuned.read_bytes() != plain.read_bytes()

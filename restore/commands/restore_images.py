@@ -14,6 +14,7 @@ from restore.commands.extra_outputs import std_map_path, write_extras
 from restore.commands.files import plan_outputs
 from restore.commands.operator_options import build_operator, load_mask, validate_options
 from restore.commands.restorer_options import gives, restorer_kwargs
+from restore.commands.tune_restorer import check_tuner_options, load_tuner
 from restore.errors import RestoreError
 from restore.io import ImageData, read_image, write_image
 from restore.operators.noise_level import estimate_sigma
@@ -58,6 +59,8 @@ class RestoreJob:
     lr: float | None = None
     gamma: float | None = None
     steps: int | None = None
+    perception: float | None = None
+    tuner: Path | None = None
 
 
 def check_model(model: str, task: str) -> None:
@@ -92,6 +95,7 @@ def run_restore_job(job: RestoreJob) -> None:
     if job.adapt_ref is not None and job.adapt is None:
         job.adapt = "external"
     check_tiling(job)
+    check_tuner_options(job.perception, job.tuner)
     options = restorer_kwargs(job.model, {"--samples": job.samples, "--save-samples": job.save_samples,
                                           "--lam": job.lam, "--iterations": job.iterations, "--lr": job.lr,
                                           "--gamma": job.gamma, "--steps": job.steps})
@@ -99,6 +103,8 @@ def run_restore_job(job: RestoreJob) -> None:
     check_extra_outputs(job, len(pairs))
     ref = read_image(job.adapt_ref).pixels if job.adapt_ref is not None else None
     restorer = load(job.model, device=job.device, adapt=job.adapt, adapt_ref=ref, **options)
+    if job.tuner is not None:
+        restorer = load_tuner(job.tuner, restorer, job.task, job.perception)
     generator = torch.Generator().manual_seed(job.seed)
     failures = 0
     show_bar = len(pairs) > 1 and not job.quiet and sys.stderr.isatty()
