@@ -7,10 +7,10 @@
 """
 from __future__ import annotations
 
-from restore import operators
+from restore import operators, tuners
 from restore.errors import RestoreError
 from restore.pipeline import Pipeline
 from restore.restorers import Restoration, Restorer, available, load, names_for_task
 
 __version__ = "0.1.0"
-__all__ = ["operators", "Pipeline", "RestoreError", "Restoration", "Restorer", "available", "load", "names_for_task"]
+__all__ = ["operators", "tuners", "Pipeline", "RestoreError", "Restoration", "Restorer", "available", "load", "names_for_task"]

@@ -22,7 +22,6 @@ from typing import Sequence
 
 import torch
 
-from restore import __version__ as restore_version
 from restore.errors import RestoreError
 from restore.noise_field import NoiseSource, PositionalNoise
 from restore.operators.base import Operator
@@ -155,7 +154,7 @@ class DeepOT(Restorer):
             source=latent_patch_stats(codec, restored, patch),
             target=latent_patch_stats(codec, natural, patch),
             model=restorer.name, operator=describe_operator(operator), patch=patch, autoencoder=autoencoder,
-            channels=channels, versions={"restore": restore_version, "torch": torch.__version__},
+            channels=channels, versions=_versions(),
         )
         calibration.counts = {"degraded_images": len(degraded), "natural_images": len(natural),
                               "source_patches": calibration.source.count, "target_patches": calibration.target.count}
@@ -221,6 +220,12 @@ class DeepOT(Restorer):
         transported = self.codec.decode(moved, where, x.shape[1])
         reference = self.codec.decode(z, where, x.shape[1]) if self.residual else x.to(transported.device)
         return transported - reference
+
+
+def _versions() -> dict[str, str]:
+    import restore  # at call time: this module is imported while the package itself is
+
+    return {"restore": restore.__version__, "torch": torch.__version__}
 
 
 def _common_channels(degraded: list[torch.Tensor], natural: list[torch.Tensor]) -> int:
