@@ -5,9 +5,11 @@
 For each net: the median of ``--repeat`` timed calls after two warm-ups, under
 torch.inference_mode, float32, at the size the restorer runs it: the one-step
 x4 super-resolver and RDDM x4 on a 256 x 256 input (a 1024 x 1024 output), the
-RDDM denoiser and the diffusion prior on 256 x 256. Variants: the net as
-shipped (NCHW) and with channels-last memory format. Also the whole
-``restore.load("onestep-sr").restore`` call (upsampling, padding, the net).
+RDDM denoiser and the diffusion prior on 256 x 256. Variants: NCHW,
+channels-last memory format (how the RDDM restorers run the nets), and
+channels-last under bfloat16 autocast (this CPU has AVX512-BF16; what
+``--precision bf16`` gives). Also the whole ``restore.load("onestep-sr").restore``
+call (upsampling, padding, the net) in float32 and under bf16 autocast.
 FLOPs are counted from the convolutions' shapes (multiply-adds x 2).
 """
 from __future__ import annotations
@@ -75,12 +77,13 @@ def main() -> None:
         net = frozen_unet(name, WEIGHTS_DIR, torch.device("cpu"))
         x, cond = torch.rand(1, channels, side, side), torch.tensor([500.0])
         flops = conv_flops(net, x, cond)
-        for variant in ("nchw", "channels_last"):
-            xv = x.contiguous(memory_format=torch.channels_last) if variant == "channels_last" else x
-            netv = net.to(memory_format=torch.channels_last) if variant == "channels_last" else net
+        for variant in ("nchw", "channels_last", "channels_last bf16"):
+            fmt = torch.contiguous_format if variant == "nchw" else torch.channels_last
+            xv, netv = x.contiguous(memory_format=fmt), net.to(memory_format=fmt)
+            dtype = torch.bfloat16 if "bf16" in variant else torch.float32
 
-            def call(netv=netv, xv=xv):
-                with torch.inference_mode():
+            def call(netv=netv, xv=xv, dtype=dtype, cond=cond):
+                with torch.inference_mode(), torch.autocast("cpu", dtype=dtype, enabled=dtype != torch.float32):
                     netv(xv, cond)
 
             s = median_seconds(call, args.repeat)
@@ -88,16 +91,22 @@ def main() -> None:
                          "seconds": round(s, 3), "gflop_per_s": round(flops / 1e9 / s, 1)})
             print(rows[-1], flush=True)
     onestep, op, y = restore.load("onestep-sr"), Downsample(4), torch.rand(1, 3, 256, 256)
-    s = median_seconds(lambda: onestep.restore(y, op, generator=torch.Generator().manual_seed(0)), args.repeat)
-    rows.append({"net": "onestep-sr restore() x4", "variant": "as shipped", "size": "256x256 -> 1024x1024", "gflop": None,
-                 "seconds": round(s, 3), "gflop_per_s": None})
-    print(rows[-1], flush=True)
+    for variant, dtype in (("fp32", torch.float32), ("bf16 autocast (--precision bf16)", torch.bfloat16)):
+        def call(dtype=dtype):
+            with torch.autocast("cpu", dtype=dtype, enabled=dtype != torch.float32):
+                onestep.restore(y, op, generator=torch.Generator().manual_seed(0))
+
+        s = median_seconds(call, args.repeat)
+        rows.append({"net": "onestep-sr restore() x4", "variant": variant, "size": "256x256 -> 1024x1024", "gflop": None,
+                     "seconds": round(s, 3), "gflop_per_s": None})
+        print(rows[-1], flush=True)
     report = {"machine": cpu_model(), "threads": args.threads, "date": f"{datetime.now(timezone.utc):%Y-%m-%d}",
               "commit": git_commit(), "rows": rows}
     Path(args.out).with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
     lines = ["# CPU time of the diffusion nets", "", f"Machine {report['machine']}, {args.threads} threads, {report['date']}, "
              f"commit {report['commit']}. Command: `python benchmarks/diffusion_speed.py {' '.join(sys.argv[1:])}`", "",
-             " ".join(__doc__.split("\n\n")[1].split()), "", "| net | variant | size | GFLOP | s | GFLOP/s |", "|---|---|---|---|---|---|"]
+             " ".join(__doc__.split("\n\n")[1].split()), "",
+             "| net | variant | size | GFLOP | s | GFLOP/s |", "|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['net']} | {r['variant']} | {r['size']} | {r['gflop'] if r['gflop'] is not None else ''} | "
                      f"{r['seconds']:.3f} | {r['gflop_per_s'] if r['gflop_per_s'] is not None else ''} |")

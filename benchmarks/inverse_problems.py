@@ -134,12 +134,13 @@ def markdown(records: list[dict], args: argparse.Namespace) -> str:
              f"commit {git_commit()}. Command: `python benchmarks/inverse_problems.py {' '.join(sys.argv[1:])}`", "",
              "Protocol: " + " ".join(__doc__.split("Protocol (written into every report):")[1].split("\n\n")[0].split()), ""]
     for task in dict.fromkeys(r["task"] for r in records):
-        lines += [f"## {task}", "", "| method | images | PSNR | SSIM | LPIPS | s / image | evaluations |", "|---|---|---|---|---|---|---|"]
+        lines += [f"## {task}", "", "| method | images | PSNR | SSIM | LPIPS | s / image | evaluations |",
+                  "|---|---|---|---|---|---|---|"]
         for spec in dict.fromkeys(r["method"] for r in records):
             rows = [r for r in records if r["task"] == task and r["method"] == spec]
             if not rows:
                 continue
-            mean = lambda k: sum(r[k] for r in rows) / len(rows)  # noqa: E731
+            mean = lambda k, rows=rows: sum(r[k] for r in rows) / len(rows)  # noqa: E731
             lp = [r["lpips"] for r in rows if r["lpips"] is not None]
             lpips_text = f"{sum(lp) / len(lp):.4f}" if lp else "n/a"
             lines.append(f"| {spec} | {len(rows)} | {mean('psnr'):.2f} | {mean('ssim'):.4f} | {lpips_text} | "

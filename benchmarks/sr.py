@@ -10,7 +10,8 @@ image would be; no noise. Y channel (ITU-R BT.601, 16-235) PSNR/SSIM with a bord
 of ``scale`` pixels cropped (the usual SR protocol), RGB PSNR with the same crop,
 outputs clipped to [0, 1] and not quantised. Gray images go through the
 restorers as they are (the colour nets replicate them). Method specs are
-``name`` or ``name:key=value`` (e.g. ``rddm:steps=5``). Seconds are wall time per
+``name`` or ``name:key=value`` (e.g. ``rddm:steps=5``), with ``@bf16`` appended
+to run under bfloat16 autocast (what ``--precision bf16`` does). Seconds are wall time per
 image on this machine (after one warm-up call), network evaluations as the
 restorer reports them. Finished (dataset, image, method) records are kept in
 ``<out>.jsonl`` and not redone.
@@ -39,8 +40,8 @@ from restore.operators import Downsample  # noqa: E402
 
 
 def parse_spec(spec: str) -> tuple[str, dict]:
-    """"rddm:steps=5" -> ("rddm", {"steps": 5})."""
-    name, _, opts = spec.partition(":")
+    """"rddm:steps=5" -> ("rddm", {"steps": 5}); a trailing "@bf16" (the autocast precision) is not an option."""
+    name, _, opts = spec.split("@")[0].partition(":")
     kwargs = {}
     for item in filter(None, opts.split(",")):
         key, _, value = item.partition("=")
@@ -57,6 +58,11 @@ def split_specs(text: str) -> list[str]:
         else:
             specs.append(part)
     return specs
+
+
+def precision(spec: str) -> torch.autocast:
+    """bfloat16 autocast for specs ending in "@bf16" (as ``--precision bf16`` runs them), else float32."""
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=spec.endswith("@bf16"))
 
 
 def low_resolution(x: torch.Tensor, scale: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -103,7 +109,8 @@ def run(args: argparse.Namespace) -> list[dict]:
                     if (dataset, path.stem, spec) in done:
                         continue
                     start = time.perf_counter()
-                    res = restorer.restore(lr, op, generator=torch.Generator().manual_seed(args.seed))
+                    with precision(spec):
+                        res = restorer.restore(lr, op, generator=torch.Generator().manual_seed(args.seed))
                     seconds = time.perf_counter() - start
                     rec = {"dataset": dataset, "image": path.stem, "method": spec, "seconds": round(seconds, 3),
                            "evaluations": res.info.get("evaluations", res.info.get("steps", 0)),
@@ -127,7 +134,7 @@ def markdown(records: list[dict], args: argparse.Namespace) -> str:
             rows = [r for r in records if r["dataset"] == dataset and r["method"] == spec]
             if not rows:
                 continue
-            mean = lambda k: sum(r[k] for r in rows) / len(rows)  # noqa: E731
+            mean = lambda k, rows=rows: sum(r[k] for r in rows) / len(rows)  # noqa: E731
             lp = [r["lpips"] for r in rows if r["lpips"] is not None]
             lines.append(f"| {spec} | {len(rows)} | {mean('psnr_y'):.2f} | {mean('ssim_y'):.4f} | {mean('psnr_rgb'):.2f} | "
                          f"{sum(lp) / len(lp) if lp else float('nan'):.4f} | {mean('seconds'):.2f} | {rows[0]['evaluations']} |")

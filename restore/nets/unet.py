@@ -83,7 +83,8 @@ class UNet(nn.Module):
         self.down_blocks, self.downs = nn.ModuleList(), nn.ModuleList()
         prev = chans[0]
         for i, ch in enumerate(chans):
-            self.down_blocks.append(nn.ModuleList(ResBlock(prev if b == 0 else ch, ch, c.embed, c.groups) for b in range(c.blocks)))
+            blocks = (ResBlock(prev if b == 0 else ch, ch, c.embed, c.groups) for b in range(c.blocks))
+            self.down_blocks.append(nn.ModuleList(blocks))
             prev = ch
             if i < len(chans) - 1:
                 self.downs.append(nn.Conv2d(ch, chans[i + 1], 3, stride=2, padding=1))
@@ -92,9 +93,8 @@ class UNet(nn.Module):
         self.ups, self.up_blocks = nn.ModuleList(), nn.ModuleList()
         for i in reversed(range(len(chans) - 1)):
             self.ups.append(nn.Conv2d(prev, chans[i], 3, padding=1))
-            self.up_blocks.append(
-                nn.ModuleList(ResBlock(2 * chans[i] if b == 0 else chans[i], chans[i], c.embed, c.groups) for b in range(c.blocks))
-            )
+            blocks = (ResBlock(2 * chans[i] if b == 0 else chans[i], chans[i], c.embed, c.groups) for b in range(c.blocks))
+            self.up_blocks.append(nn.ModuleList(blocks))
             prev = chans[i]
         self.out_norm = nn.GroupNorm(min(c.groups, prev), prev)
         self.out = nn.Conv2d(prev, c.out_channels, 3, padding=1)

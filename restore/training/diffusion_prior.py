@@ -109,7 +109,7 @@ def train(args: argparse.Namespace) -> None:
 def _meta(args: argparse.Namespace, step: int, seconds: float) -> dict:
     return {"objective": "eps-prediction, VP linear 1e-4..0.02, T=1000", "steps": step, "train_seconds": round(seconds),
             "batch": args.batch, "crop": args.crop, "lr": args.lr, "ema": args.ema, "init": args.init or "",
-            "device": args.device, "data": ",".join(Path(d).name for d in args.data) + (f",{Path(args.faces).name}" if args.faces else "")}
+            "device": args.device, "data": ",".join(Path(d).name for d in [*args.data, *([args.faces] if args.faces else [])])}
 
 
 def main() -> None:

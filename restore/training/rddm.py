@@ -13,8 +13,9 @@ the noise. ``--objective residual`` (the default) puts the L1 loss on the
 residual alone and the sampler derives the noise from it, the variant RDDM's
 automatic objective selection picks for restoration: with a noise term the
 (small, unpredictable) noise dominates the loss of a shared net and starves the
-residual. ``--objective both`` is L1 on each, as in the paper's two-net setting. AdamW, cosine learning rate over a wall-clock budget,
-EMA of the weights, bf16 autocast on a GPU. CBSD68's 68 scenes are never read.
+residual. ``--objective both`` is L1 on each, as in the paper's two-net setting.
+AdamW, cosine learning rate over a wall-clock budget, EMA of the weights, bf16
+autocast on a GPU. CBSD68's 68 scenes are never read.
 """
 from __future__ import annotations
 
@@ -118,7 +119,8 @@ def train(args: argparse.Namespace) -> None:
 
 
 def _meta(args: argparse.Namespace, step: int, seconds: float) -> dict:
-    return {"task": args.task, "scale": args.scale if args.task == "sr" else 1, "objective": args.objective, "steps": step, "train_seconds": round(seconds), "batch": args.batch,
+    return {"task": args.task, "scale": args.scale if args.task == "sr" else 1, "objective": args.objective, "steps": step,
+            "train_seconds": round(seconds), "batch": args.batch,
             "crop": args.crop, "lr": args.lr, "ema": args.ema, "init": args.init or "", "device": args.device,
             "data": ",".join(Path(d).name for d in args.data)}
 
