@@ -148,7 +148,8 @@ def tune(
     kernel: Optional[str] = typer.Option(None, help=KERNEL_HELP),
     scale: Optional[int] = typer.Option(None, help="super-resolution factor 2, 3 or 4 (sr)"),
     psf_mtf: Optional[float] = typer.Option(None, "--psf-mtf", help=PSF_HELP),
-    patch: int = typer.Option(3, help="latent patch side p (D = 96 p^2 dimensions; smaller needs fewer images)"),
+    patch: int = typer.Option(1, help="latent patch side p (D = 96 p^2 dimensions; larger needs 8 D latent cells per set)"),
+    local_mean: int = typer.Option(5, "--local-mean", help="latent cells of the local mean kept out of the map; 0: the paper's"),
     max_images: Optional[int] = typer.Option(None, "--max-images", help="use at most this many images of each folder"),
     seed: int = typer.Option(0, help="seed of stochastic models"),
     device: str = typer.Option("cpu", help="cpu, cuda, cuda:1, ..."),
@@ -161,8 +162,8 @@ def tune(
 
     job = TuneJob(
         model=model, task=task, restored_from=restored_from, natural=natural, output=output, sigma=sigma, kernel=kernel,
-        scale=scale, psf_mtf=psf_mtf, patch=patch, max_images=max_images, seed=seed, device=device, tile=tile,
-        overwrite=overwrite, quiet=quiet,
+        scale=scale, psf_mtf=psf_mtf, patch=patch, local_mean=local_mean, max_images=max_images, seed=seed, device=device,
+        tile=tile, overwrite=overwrite, quiet=quiet,
     )
     guarded(lambda: run_tune_job(job))
 

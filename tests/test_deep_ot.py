@@ -23,7 +23,7 @@ from restore.tuners.gaussian_ot import (
     sqrtm_psd,
     transport_matrix,
 )
-from restore.tuners.latent_patches import fold_patches, unfold_patches
+from restore.tuners.latent_patches import fold_patches, split_local_mean, unfold_patches
 
 torch.set_num_threads(1)
 
@@ -137,20 +137,20 @@ def crops(image: np.ndarray, side: int, count: int) -> list[torch.Tensor]:
 
 @pytest.fixture(scope="module")
 def calibration_sets() -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-    """Unpaired: noisy astronaut crops to restore, clean coffee and chelsea crops as nature (128 x 128)."""
+    """Unpaired: noisy astronaut crops to restore, clean coffee and chelsea crops as nature (128 x 128, 12 each)."""
     from skimage import data
 
     op = Denoise(sigma=25 / 255)
-    clean = crops(data.astronaut(), 128, 8)
+    clean = crops(data.astronaut(), 128, 12)
     noisy = [op.measure(x, torch.Generator().manual_seed(i)) for i, x in enumerate(clean)]
-    natural = crops(data.coffee(), 128, 4) + crops(data.chelsea(), 128, 4)
+    natural = crops(data.coffee(), 128, 6) + crops(data.chelsea(), 128, 6)
     return noisy, natural
 
 
 @pytest.fixture(scope="module")
 def tuner(calibration_sets) -> DeepOT:
     noisy, natural = calibration_sets
-    return DeepOT.calibrate(Smoother(), Denoise(sigma=25 / 255), noisy, natural, patch=1)
+    return DeepOT.calibrate(Smoother(), Denoise(sigma=25 / 255), noisy, natural)
 
 
 def test_perception_zero_returns_the_restorers_output_itself(tuner, astronaut):
@@ -168,9 +168,9 @@ def test_perception_moves_latent_statistics_towards_nature(tuner, calibration_se
     smooth = [Smoother().restore(y, op).image for y in noisy]
     tuned = [tuner.restore(y, op).image for y in noisy]
     half = [x + 0.5 * (t - x) for x, t in zip(smooth, tuned)]
-    before, after = latent_w2(smooth, natural, patch=1), latent_w2(tuned, natural, patch=1)
+    before, after = latent_w2(smooth, natural), latent_w2(tuned, natural)
     assert after < 0.5 * before
-    assert latent_w2(half, natural, patch=1) < before  # the slider moves along the way
+    assert latent_w2(half, natural) < before  # the slider moves along the way
     # Pixel-space interpolation: alpha 0.5 lies halfway between.
     tuner.perception = 0.5
     assert torch.allclose(tuner.restore(noisy[0], op).image, half[0], atol=1e-5)
@@ -203,7 +203,7 @@ def test_calibration_round_trip_without_pickle(tuner, tmp_path, astronaut):
     with safe_open(str(path), framework="pt") as f:
         meta = json.loads(f.metadata()[FORMAT])
     assert meta["model"] == "smoother" and meta["operator"]["task"] == "denoise" and meta["patch"] == 1
-    assert meta["autoencoder"] == "cae-a0483" and meta["counts"]["degraded_images"] == 8
+    assert meta["autoencoder"] == "cae-a0483" and meta["counts"]["restored_images"] == 12 and meta["local_mean"] == 5
     again = DeepOT.load(path, Smoother(), perception=1.0)
     op = Denoise(sigma=25 / 255)
     assert torch.allclose(again.restore(astronaut, op).image, tuner.restore(astronaut, op).image, atol=1e-6)
@@ -213,20 +213,20 @@ def test_calibration_round_trip_without_pickle(tuner, tmp_path, astronaut):
 # ---- errors ------------------------------------------------------------------------------
 def test_too_few_images_says_how_many_are_needed(calibration_sets):
     noisy, natural = calibration_sets
-    with pytest.raises(RestoreError, match=r"too few degraded images .* need at least 384 .*about 6 images"):
-        DeepOT.calibrate(Smoother(), Denoise(sigma=25 / 255), noisy[:2], natural, patch=1)
-    with pytest.raises(RestoreError, match=r"too few natural images .* need at least 3456"):
-        DeepOT.calibrate(Smoother(), Denoise(sigma=25 / 255), noisy * 7, natural, patch=3)
+    with pytest.raises(RestoreError, match=r"too few degraded images .* need at least 768 .*about 12 images"):
+        DeepOT.calibrate(Smoother(), Denoise(sigma=25 / 255), noisy[:2], natural)
+    with pytest.raises(RestoreError, match=r"too few natural images .* 768 latent patches, need at least 6912"):
+        DeepOT.calibrate(Smoother(), Denoise(sigma=25 / 255), noisy * 9, natural, patch=3)
 
 
 def test_wrong_channels_are_refused(calibration_sets, tuner, camera):
     noisy, natural = calibration_sets
     gray = [x.mean(dim=1, keepdim=True) for x in natural]
     with pytest.raises(RestoreError, match="3 channels but natural images 1"):
-        DeepOT.calibrate(Smoother(), Denoise(sigma=25 / 255), noisy, gray, patch=1)
+        DeepOT.calibrate(Smoother(), Denoise(sigma=25 / 255), noisy, gray)
     four = [torch.cat([x, x[:, :1]], dim=1) for x in noisy]
     with pytest.raises(RestoreError, match="1 or 3 channels"):
-        DeepOT.calibrate(Smoother(), Denoise(sigma=25 / 255), four, four, patch=1)
+        DeepOT.calibrate(Smoother(), Denoise(sigma=25 / 255), four, four)
     with pytest.raises(RestoreError, match="channels"):
         tuner.restore(camera, Denoise(sigma=25 / 255))  # calibrated on colour images
 
@@ -270,14 +270,14 @@ def write_pngs(folder, images: list[torch.Tensor]) -> None:
 
 @pytest.fixture(scope="module")
 def cli_folders(tmp_path_factory):
-    """24 noisy 64 x 64 astronaut crops (sigma 25) and 24 clean coffee crops: 384 latent positions each, enough for p = 1."""
+    """48 noisy 64 x 64 astronaut crops (sigma 25) and 48 clean coffee crops: 768 latent positions each, enough for p = 1."""
     from skimage import data
 
     root = tmp_path_factory.mktemp("dot_cli")
     op = Denoise(sigma=25 / 255)
-    noisy = [op.measure(x, torch.Generator().manual_seed(i)) for i, x in enumerate(crops(data.astronaut(), 64, 24))]
+    noisy = [op.measure(x, torch.Generator().manual_seed(i)) for i, x in enumerate(crops(data.astronaut(), 64, 48))]
     write_pngs(root / "noisy", noisy)
-    write_pngs(root / "natural", crops(data.coffee(), 64, 24))
+    write_pngs(root / "natural", crops(data.coffee(), 64, 48))
     return root
 
 
@@ -295,9 +295,9 @@ def test_cli_tune_then_denoise_with_perception(cli_folders, tmp_path):
     # NLM stands in for LIDIA here: the same path, a twentieth of the time on a 2-core CPU.
     tuner = tmp_path / "nlm-s25.dot"
     result = invoke("tune", "--model", "nlm", "--task", "denoise", "--sigma", 25, "--restored-from", cli_folders / "noisy",
-                    "--natural", cli_folders / "natural", "-o", tuner, "--patch", 1)
+                    "--natural", cli_folders / "natural", "-o", tuner)
     assert result.exit_code == 0, result.output
-    assert load_calibration(tuner).counts["degraded_images"] == 24
+    assert load_calibration(tuner).counts["restored_images"] == 48
     noisy = cli_folders / "noisy" / "00.png"
     outs = {a: tmp_path / f"out{a}.png" for a in (0, 0.7)}
     for alpha, out in outs.items():
@@ -319,7 +319,7 @@ def test_cli_tune_then_denoise_with_perception(cli_folders, tmp_path):
 def test_cli_tune_bad_input_one_line_no_file(cli_folders, tmp_path, extra, message):
     out = tmp_path / "t.dot"
     args = ["tune", "--model", "nlm", "--task", "denoise", "--sigma", 25, "--restored-from", cli_folders / "noisy",
-            "--natural", cli_folders / "natural", "-o", out, "--patch", 1]
+            "--natural", cli_folders / "natural", "-o", out]
     for k in range(0, len(extra), 2):  # later options override earlier ones
         args += extra[k : k + 2]
     result = invoke(*args)
@@ -332,11 +332,11 @@ def test_cli_tune_bad_input_one_line_no_file(cli_folders, tmp_path, extra, messa
 def test_cli_refuses_a_tuner_for_another_task_or_a_corrupt_one(cli_folders, tmp_path):
     from skimage import data
 
-    small = [torch.nn.functional.avg_pool2d(x, 2) for x in crops(data.astronaut(), 64, 24)]
+    small = [torch.nn.functional.avg_pool2d(x, 2) for x in crops(data.astronaut(), 64, 48)]
     write_pngs(tmp_path / "lowres", small)
     sr_tuner = tmp_path / "bicubic-x2.dot"
     result = invoke("tune", "--model", "bicubic", "--task", "sr", "--scale", 2, "--restored-from", tmp_path / "lowres",
-                    "--natural", cli_folders / "natural", "-o", sr_tuner, "--patch", 1)
+                    "--natural", cli_folders / "natural", "-o", sr_tuner)
     assert result.exit_code == 0, result.output
     noisy, out = cli_folders / "noisy" / "00.png", tmp_path / "out.png"
     cases = [
@@ -353,7 +353,7 @@ def test_cli_refuses_a_tuner_for_another_task_or_a_corrupt_one(cli_folders, tmp_
         assert result.exit_code != 0 and message in result.output, (extra, result.output)
         assert not out.exists()
     again = invoke("tune", "--model", "bicubic", "--task", "sr", "--scale", 2, "--restored-from", tmp_path / "lowres",
-                   "--natural", cli_folders / "natural", "-o", sr_tuner, "--patch", 1)
+                   "--natural", cli_folders / "natural", "-o", sr_tuner)
     assert again.exit_code != 0 and "exists (--overwrite to replace it)" in again.output
 
 
@@ -372,3 +372,14 @@ def test_cli_lidia_with_a_tuner_keeps_its_own_output_at_zero(tuner, cli_folders,
         assert result.exit_code == 0, result.output
     assert zero.read_bytes() == plain.read_bytes()
     assert tuned.read_bytes() != plain.read_bytes()
+
+
+def test_local_mean_split_adds_back_and_keeps_constants():
+    z = torch.randn(1, 3, 6, 8, generator=torch.Generator().manual_seed(0))
+    detail, mean = split_local_mean(z, 5)
+    assert torch.allclose(detail + mean, z, atol=1e-6)
+    flat, flat_mean = split_local_mean(torch.full((1, 2, 5, 5), 3.0), 5)
+    assert torch.allclose(flat_mean, torch.full_like(flat_mean, 3.0)) and flat.abs().max() < 1e-6
+    assert torch.equal(split_local_mean(z, 0)[0], z)
+    with pytest.raises(RestoreError, match="odd number"):
+        split_local_mean(z, 4)

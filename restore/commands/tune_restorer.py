@@ -32,7 +32,8 @@ class TuneJob:
     kernel: str | None = None
     scale: int | None = None
     psf_mtf: float | None = None
-    patch: int = 3
+    patch: int = 1
+    local_mean: int = 5
     max_images: int | None = None
     seed: int = 0
     device: str = "cpu"
@@ -52,7 +53,8 @@ def run_tune_job(job: TuneJob) -> None:
     natural = _read_folder(job.natural, "--natural", job.max_images)
     restorer = load(job.model, device=job.device)
     start = time.perf_counter()
-    tuner = DeepOT.calibrate(restorer, operator, degraded, natural, patch=job.patch, seed=job.seed, tile=job.tile)
+    tuner = DeepOT.calibrate(restorer, operator, degraded, natural, patch=job.patch, local_mean=job.local_mean, seed=job.seed,
+                             tile=job.tile)
     tuner.save(job.output)
     _say(job, f"wrote {job.output}: {job.model} {job.task}, {len(degraded)} restored + {len(natural)} natural images, "
               f"{job.patch}x{job.patch} latent patches, {time.perf_counter() - start:.1f} s")
@@ -70,6 +72,8 @@ def _check_job(job: TuneJob) -> None:
     validate_options(job.task, sigma_255=job.sigma, kernel=job.kernel, scale=job.scale, mask=None, psf_mtf=job.psf_mtf)
     if not 1 <= job.patch <= 5:
         raise RestoreError(f"--patch must be between 1 and 5 (latent patch side), got {job.patch}")
+    if job.local_mean < 0 or job.local_mean % 2 == 0 and job.local_mean:
+        raise RestoreError(f"--local-mean must be 0 or an odd number of latent cells, got {job.local_mean}")
     if job.max_images is not None and job.max_images < 1:
         raise RestoreError(f"--max-images must be >= 1, got {job.max_images}")
     if job.output.exists() and not job.overwrite:

@@ -44,6 +44,7 @@ class Calibration:
         patch: latent patch side p.
         autoencoder: shipped autoencoder whose latent the patches are in.
         channels: image channels calibrated on (1 or 3).
+        local_mean: latent cells of the local mean taken off before the statistics (0: none, the paper's way).
         counts: images and latent patches behind each side.
         versions: restore and torch versions that made it.
     """
@@ -55,6 +56,7 @@ class Calibration:
     patch: int
     autoencoder: str
     channels: int
+    local_mean: int = 0
     counts: dict = field(default_factory=dict)
     versions: dict = field(default_factory=dict)
 
@@ -129,7 +131,7 @@ def _calibration_from(doc: dict, tensors: dict[str, torch.Tensor]) -> Calibratio
         raise ValueError(f"source and target dimensions differ ({source.dim} vs {target.dim})")
     return Calibration(source=source, target=target, model=str(doc["model"]), operator=dict(doc["operator"]),
                        patch=int(doc["patch"]), autoencoder=str(doc["autoencoder"]), channels=int(doc["channels"]),
-                       counts=counts, versions=dict(doc.get("versions", {})))
+                       local_mean=int(doc["local_mean"]), counts=counts, versions=dict(doc.get("versions", {})))
 
 
 def _stats(mean: torch.Tensor, cov: torch.Tensor, count: int) -> GaussianStats:

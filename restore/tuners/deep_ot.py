@@ -8,10 +8,16 @@ x -> T0 (x - mu_s) + mu_t, folded back by averaging, decoded; the result is
 mixed in pixel space, x_alpha = (1 - alpha) x_restored + alpha x_transported,
 alpha = ``perception`` in [-1, 2] (0: the restorer's own output, 1: transported).
 
-By default x_transported = x_restored + decode(T z) - decode(z), z the latent of
-x_restored: the transport's change alone, without the autoencoder's own
-reconstruction error (28 dB), which the paper's decode(T z) carries into every
-output; the benchmark (models/deep-ot/README.md) measured both.
+Two departures from the paper, both measured (models/deep-ot/README.md):
+
+- x_transported = x_restored + decode(T z) - decode(z), z the latent of x_restored:
+  the transport's change alone, without the autoencoder's own reconstruction
+  error (28 dB), which the paper's decode(T z) carries into every output.
+- By default the statistics and the map are of the latent's detail: its mean over
+  5 x 5 cells around each position is taken off first and added back after.
+  Two sets of 16 scenes differ in colour and shading far more than a restorer
+  changes an image, and the paper's raw-latent map imprints that difference
+  (a colour cast) on every output. ``local_mean=0`` is the paper's way.
 """
 from __future__ import annotations
 
@@ -29,8 +35,9 @@ from restore.restorers.base import Restoration, Restorer
 from restore.tuners.calibration import Calibration, describe_operator, load_calibration, save_calibration
 from restore.tuners.gaussian_ot import GaussianMap
 from restore.tuners.latent_codec import DECODER_REACH, DEFAULT_AUTOENCODER, ENCODER_REACH, STRIDE, LatentCodec, check_channels
-from restore.tuners.latent_patches import fold_patches, unfold_patches
+from restore.tuners.latent_patches import fold_patches, split_local_mean, unfold_patches
 from restore.tuners.latent_stats import (
+    DEFAULT_LOCAL_MEAN,
     DEFAULT_PATCH,
     as_image_list,
     check_enough_samples,
@@ -49,14 +56,15 @@ def check_perception(value: float) -> float:
     return float(value)
 
 
-def latent_footprint(patch: int) -> int:
+def latent_footprint(patch: int, local_mean: int = 0) -> int:
     """Pixels of the restored image one tuned pixel depends on, rounded up to the latent stride.
 
-    Encoder reach, the patch map (a latent position hears patches p - 1 cells
-    away, which hear p - 1 cells further together), decoder reach, and up to
-    one cell of grid alignment at a tile's top-left.
+    Encoder reach; the map in latent cells (a position hears the patches up to
+    p - 1 cells away together, each patch of detail hears local_mean // 2 cells
+    further); decoder reach; and up to one cell of grid alignment at a tile's top-left.
     """
-    reach = ENCODER_REACH + DECODER_REACH + STRIDE * (patch - 1) + STRIDE
+    cells = patch - 1 + local_mean // 2
+    reach = ENCODER_REACH + DECODER_REACH + STRIDE * cells + STRIDE
     return math.ceil(reach / STRIDE) * STRIDE
 
 
@@ -109,7 +117,7 @@ class DeepOT(Restorer):
         self.channels = (calibration.channels,)
         self.stochastic = restorer.stochastic
         self.tile_multiple = restorer.tile_multiple
-        self.halo = restorer.halo + latent_footprint(calibration.patch)
+        self.halo = restorer.halo + latent_footprint(calibration.patch, calibration.local_mean)
         self.device = restorer.device
 
     # ---- calibration -------------------------------------------------------------
@@ -122,6 +130,7 @@ class DeepOT(Restorer):
         natural_images: torch.Tensor | Sequence[torch.Tensor],
         *,
         patch: int = DEFAULT_PATCH,
+        local_mean: int = DEFAULT_LOCAL_MEAN,
         autoencoder: str = DEFAULT_AUTOENCODER,
         perception: float = 1.0,
         seed: int = 0,
@@ -129,15 +138,17 @@ class DeepOT(Restorer):
     ) -> "DeepOT":
         """Fit the map: restore ``degraded_images``, compare their latent patches with ``natural_images``'.
 
-        The two sets need not show the same scenes. Args as for :class:`DeepOT`, plus:
+        The two sets need not show the same scenes.
 
         Args:
             restorer: the restorer to tune.
             operator: the degradation ``degraded_images`` were made with.
             degraded_images: measurements (B x C x H x W tensor or list of images).
-            natural_images: clean images of the same kind (list or tensor), 1 or 3 channels like the outputs.
+            natural_images: clean images (list or tensor), 1 or 3 channels like the outputs.
             patch: latent patch side p (D = 96 p p).
+            local_mean: latent cells of the local mean taken off before the statistics (0: the paper's raw latent).
             autoencoder: shipped autoencoder weights.
+            perception: alpha of the returned tuner.
             seed: seeds stochastic restorers.
             tile: tile side the restorer runs with.
         """
@@ -145,20 +156,51 @@ class DeepOT(Restorer):
 
         degraded = as_image_list(degraded_images, "degraded images")
         natural = as_image_list(natural_images, "natural images")
-        channels = _common_channels(degraded, natural)
+        _common_channels(degraded, natural)
         codec = LatentCodec(autoencoder, device=restorer.device)
-        _check_counts(codec, patch, degraded, natural, operator)
+        upscale = 1 / operator.scale
+        _check_counts(codec.latent_channels * patch * patch, {
+            "degraded images": [(round(x.shape[-2] * upscale), round(x.shape[-1] * upscale)) for x in degraded],
+            "natural images": [tuple(x.shape[-2:]) for x in natural],
+        })
         pipe = Pipeline(restorer, operator, tile=tile, seed=seed, device=restorer.device, log=lambda _: None)
-        restored = (pipe.run(y).image for y in degraded)
+        restored = [pipe.run(y).image for y in degraded]
+        return cls.from_restored(restorer, operator, restored, natural, patch=patch, local_mean=local_mean,
+                                 perception=perception, codec=codec)
+
+    @classmethod
+    def from_restored(
+        cls,
+        restorer: Restorer,
+        operator: Operator,
+        restored_images: torch.Tensor | Sequence[torch.Tensor],
+        natural_images: torch.Tensor | Sequence[torch.Tensor],
+        *,
+        patch: int = DEFAULT_PATCH,
+        local_mean: int = DEFAULT_LOCAL_MEAN,
+        autoencoder: str = DEFAULT_AUTOENCODER,
+        perception: float = 1.0,
+        residual: bool = True,
+        codec: LatentCodec | None = None,
+    ) -> "DeepOT":
+        """Fit the map from outputs ``restorer`` already gave for ``operator`` (args as for :meth:`calibrate`)."""
+        restored = as_image_list(restored_images, "restored images")
+        natural = as_image_list(natural_images, "natural images")
+        channels = _common_channels(restored, natural)
+        codec = codec or LatentCodec(autoencoder, device=restorer.device)
+        _check_counts(codec.latent_channels * patch * patch, {
+            "restored images": [tuple(x.shape[-2:]) for x in restored],
+            "natural images": [tuple(x.shape[-2:]) for x in natural],
+        })
+        source = latent_patch_stats(codec, restored, patch, local_mean)
+        target = latent_patch_stats(codec, natural, patch, local_mean)
         calibration = Calibration(
-            source=latent_patch_stats(codec, restored, patch),
-            target=latent_patch_stats(codec, natural, patch),
-            model=restorer.name, operator=describe_operator(operator), patch=patch, autoencoder=autoencoder,
-            channels=channels, versions=_versions(),
+            source=source, target=target, model=restorer.name, operator=describe_operator(operator), patch=patch,
+            autoencoder=codec.name, channels=channels, local_mean=local_mean, versions=_versions(),
+            counts={"restored_images": len(restored), "natural_images": len(natural),
+                    "source_patches": source.count, "target_patches": target.count},
         )
-        calibration.counts = {"degraded_images": len(degraded), "natural_images": len(natural),
-                              "source_patches": calibration.source.count, "target_patches": calibration.target.count}
-        return cls(restorer, calibration, perception=perception, codec=codec)
+        return cls(restorer, calibration, perception=perception, residual=residual, codec=codec)
 
     def save(self, path: str | Path) -> Path:
         """Write the calibration (not the restorer) to a tuner file, atomically."""
@@ -214,9 +256,10 @@ class DeepOT(Restorer):
     def transport_change(self, x: torch.Tensor, origin: tuple[int, int] = (0, 0)) -> torch.Tensor:
         """x_transported - x for one 1 x C x H x W restored image whose top-left sits at ``origin`` of the whole image."""
         check_channels(x.shape[1])
-        z, where = self.codec.encode(x.clamp(0, 1), origin)
+        z, where = self.codec.encode(x, origin)
         p = self.calibration.patch
-        moved = fold_patches(self.map(unfold_patches(z, p)), tuple(z.shape[-2:]), p)
+        detail, local_mean = split_local_mean(z, self.calibration.local_mean)
+        moved = fold_patches(self.map(unfold_patches(detail, p)), tuple(z.shape[-2:]), p) + local_mean
         transported = self.codec.decode(moved, where, x.shape[1])
         reference = self.codec.decode(z, where, x.shape[1]) if self.residual else x.to(transported.device)
         return transported - reference
@@ -236,11 +279,8 @@ def _common_channels(degraded: list[torch.Tensor], natural: list[torch.Tensor]) 
     return a
 
 
-def _check_counts(codec: LatentCodec, patch: int, degraded: list[torch.Tensor], natural: list[torch.Tensor],
-                  operator: Operator) -> None:
-    """Refuse too few images before any restoring is done (the restorer may take minutes)."""
-    dim = codec.latent_channels * patch * patch
-    for what, images, upscale in (("degraded images", degraded, 1 / operator.scale), ("natural images", natural, 1.0)):
-        sizes = [(round(x.shape[-2] * upscale), round(x.shape[-1] * upscale)) for x in images]
-        count = sum(math.ceil(h / STRIDE) * math.ceil(w / STRIDE) for h, w in sizes)
-        check_enough_samples(count, dim, what, per_image=count / len(images))
+def _check_counts(dim: int, sizes: dict[str, list[tuple[int, int]]]) -> None:
+    """Refuse too few images (by their output sizes) before any restoring is done: the restorer may take minutes."""
+    for what, shapes in sizes.items():
+        count = sum(math.ceil(h / STRIDE) * math.ceil(w / STRIDE) for h, w in shapes)
+        check_enough_samples(count, dim, what, per_image=count / len(shapes))

@@ -94,10 +94,14 @@ class LatentCodec:
         return self
 
     def encode(self, x: torch.Tensor, origin: tuple[int, int] = (0, 0)) -> tuple[torch.Tensor, Placement]:
-        """The continuous latent (before quantisation) of a 1 x C x H x W image, and how it was padded."""
+        """The continuous latent (before quantisation) of a 1 x C x H x W image, and how it was padded.
+
+        Values are clipped to [0, 1] first, the range the autoencoder was trained
+        on (restorers may overshoot it a little).
+        """
         check_channels(x.shape[1])
         where = placement(x.shape[-2], x.shape[-1], origin)
-        padded = F.pad(x.to(self.device, torch.float32), [where.left, where.right, where.top, where.bottom],
+        padded = F.pad(x.to(self.device, torch.float32).clamp(0, 1), [where.left, where.right, where.top, where.bottom],
                        mode="replicate")
         with torch.inference_mode():
             z = self.net.g_a(padded.expand(-1, 3, -1, -1))
