@@ -102,7 +102,9 @@ def run_restore_job(job: RestoreJob) -> None:
     pairs = plan_outputs(job.inputs, job.output, "restored")
     check_extra_outputs(job, len(pairs))
     ref = read_image(job.adapt_ref).pixels if job.adapt_ref is not None else None
-    restorer = load(job.model, device=job.device, adapt=job.adapt, adapt_ref=ref, **options)
+    # Iterative restorers (reddiff) show a bar over their steps: not under --quiet or when stderr is not a terminal.
+    restorer = load(job.model, device=job.device, adapt=job.adapt, adapt_ref=ref,
+                    progress=not job.quiet and sys.stderr.isatty(), **options)
     if job.tuner is not None:
         restorer = load_tuner(job.tuner, restorer, job.task, job.perception)
     generator = torch.Generator().manual_seed(job.seed)
