@@ -1,0 +1,90 @@
+"""Wall time of a RED-Diff restoration (``--steps`` steps) of a 256 x 256 RGB image on this machine.
+
+    python benchmarks/reddiff_speed.py --threads 1 2 --out benchmarks/results/reddiff_speed
+
+The clean image is the central 256 x 256 crop of scikit-image's astronaut; the
+operator is each ``--tasks`` entry (the tuning's degradations). One untimed
+10-step call first (weights, schedule, allocator), then ``--repeat`` timed
+calls of ``restore.load("reddiff", steps=...).restore(y, op)``; the median is
+reported with the process CPU time and the 1-minute load average (the machine
+is shared: another busy job slows a 2-thread run most).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from denoise import cpu_model, git_commit  # noqa: E402
+from reddiff_tune import tasks  # noqa: E402
+
+import restore  # noqa: E402
+
+SIDE = 256
+
+
+def astronaut() -> torch.Tensor:
+    from skimage import data
+
+    img = data.astronaut()
+    r, c = (img.shape[0] - SIDE) // 2, (img.shape[1] - SIDE) // 2
+    return torch.from_numpy(img[r : r + SIDE, c : c + SIDE].astype(np.float32) / 255).permute(2, 0, 1)[None]
+
+
+def timed(task: str, steps: int, threads: int, repeat: int) -> dict:
+    torch.set_num_threads(threads)
+    x, op = astronaut(), tasks(SIDE)[task](0)
+    y = op.measure(x, torch.Generator().manual_seed(0))
+    restore.load("reddiff", steps=10, progress=False).restore(y, op)
+    model = restore.load("reddiff", steps=steps, progress=False)
+    wall, cpu = [], []
+    for i in range(repeat):
+        start, start_cpu = time.perf_counter(), time.process_time()
+        model.restore(y, op, generator=torch.Generator().manual_seed(i))
+        wall.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
+    return {"task": task, "steps": steps, "threads": threads, "wall_s": round(statistics.median(wall), 1),
+            "cpu_s": round(statistics.median(cpu), 1), "load_average_1min": round(os.getloadavg()[0], 2)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--tasks", nargs="+", default=["deblur_g3_n6.4"])
+    ap.add_argument("--steps", type=int, default=100)
+    ap.add_argument("--threads", type=int, nargs="+", default=[2])
+    ap.add_argument("--repeat", type=int, default=1)
+    ap.add_argument("--out", type=Path, required=True)
+    args = ap.parse_args()
+    report = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "commit": git_commit(),
+              "cpu": cpu_model(), "cores": os.cpu_count(), "torch": torch.__version__,
+              "command": "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]), "runs": []}
+    for task in args.tasks:
+        for threads in args.threads:
+            report["runs"].append(timed(task, args.steps, threads, args.repeat))
+            print(json.dumps(report["runs"][-1]), flush=True)
+    lines = [f"# RED-Diff time per image, {SIDE} x {SIDE} RGB, on this CPU", "",
+             f"{report['date']}, commit `{report['commit']}`, {report['cpu']} ({report['cores']} cores, shared with "
+             f"other work), torch {report['torch']}. Median of {args.repeat} call(s) after a 10-step warm-up.", "",
+             f"Reproduce: `{report['command']}`", "",
+             "| task | steps | torch threads | wall s | process CPU s | 1-min load average |", "|---|---:|---:|---:|---:|---:|"]
+    lines += [f"| {r['task']} | {r['steps']} | {r['threads']} | {r['wall_s']} | {r['cpu_s']} | {r['load_average_1min']} |"
+              for r in report["runs"]]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.with_suffix(".json").write_text(json.dumps(report, indent=1) + "\n")
+    args.out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
