@@ -383,3 +383,16 @@ def test_local_mean_split_adds_back_and_keeps_constants():
     assert torch.equal(split_local_mean(z, 0)[0], z)
     with pytest.raises(RestoreError, match="odd number"):
         split_local_mean(z, 4)
+
+
+def test_calibration_reports_when_scenes_outweigh_the_restorer(tuner):
+    from dataclasses import replace
+
+    diagnostics = tuner.calibration.diagnostics
+    assert diagnostics["restored_to_natural_w2"] > 0
+    assert diagnostics["natural_halves_w2"] is None  # 6 crops of 128 x 128 per half: too few for a covariance
+    assert tuner.calibration.scene_noise_note() is None
+    weak = replace(tuner.calibration, diagnostics={"restored_to_natural_w2": 1.0, "natural_halves_w2": 4.0})
+    assert "mostly carries scene differences" in weak.scene_noise_note()
+    strong = replace(tuner.calibration, diagnostics={"restored_to_natural_w2": 9.0, "natural_halves_w2": 4.0})
+    assert strong.scene_noise_note() is None

@@ -58,6 +58,9 @@ def run_tune_job(job: TuneJob) -> None:
     tuner.save(job.output)
     _say(job, f"wrote {job.output}: {job.model} {job.task}, {len(degraded)} restored + {len(natural)} natural images, "
               f"{job.patch}x{job.patch} latent patches, {time.perf_counter() - start:.1f} s")
+    note = tuner.calibration.scene_noise_note()
+    if note:
+        _say(job, f"note: {note}")
 
 
 def _check_job(job: TuneJob) -> None:

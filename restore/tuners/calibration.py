@@ -46,6 +46,7 @@ class Calibration:
         channels: image channels calibrated on (1 or 3).
         local_mean: latent cells of the local mean taken off before the statistics (0: none, the paper's way).
         counts: images and latent patches behind each side.
+        diagnostics: W2 between the two sides, and between two halves of the natural set (see ``scene_noise_note``).
         versions: restore and torch versions that made it.
     """
 
@@ -59,6 +60,7 @@ class Calibration:
     local_mean: int = 0
     counts: dict = field(default_factory=dict)
     versions: dict = field(default_factory=dict)
+    diagnostics: dict = field(default_factory=dict)
 
     @property
     def task(self) -> str:
@@ -67,6 +69,21 @@ class Calibration:
     def metadata(self) -> dict:
         doc = {k: v for k, v in asdict(self).items() if k not in ("source", "target")}
         return {"format": FORMAT, "format_version": FORMAT_VERSION, **doc}
+
+    def scene_noise_note(self) -> str | None:
+        """A caution when the restorer moves the statistics less than the choice of scenes does, else None.
+
+        Two unrelated sets of n scenes differ by about half the W2 between two
+        halves of one set; a restorer-to-natural W2 below that whole halves W2
+        means the map is mostly scene differences, unless the natural images are
+        the clean originals of the degraded ones (then scenes cancel out).
+        """
+        gap, halves = self.diagnostics.get("restored_to_natural_w2"), self.diagnostics.get("natural_halves_w2")
+        if gap is None or halves is None or gap >= halves:
+            return None
+        return (f"the restorer's outputs differ from the natural images (latent W2 {gap:.3g}) less than two halves of the "
+                f"natural set differ ({halves:.3g}): unless the natural images are the degraded images' own originals, the "
+                "map mostly carries scene differences; calibrate on more images")
 
     def check_matches(self, model: str, task: str) -> None:
         """Refuse to tune a restorer or task this calibration was not made for."""
@@ -131,7 +148,8 @@ def _calibration_from(doc: dict, tensors: dict[str, torch.Tensor]) -> Calibratio
         raise ValueError(f"source and target dimensions differ ({source.dim} vs {target.dim})")
     return Calibration(source=source, target=target, model=str(doc["model"]), operator=dict(doc["operator"]),
                        patch=int(doc["patch"]), autoencoder=str(doc["autoencoder"]), channels=int(doc["channels"]),
-                       local_mean=int(doc["local_mean"]), counts=counts, versions=dict(doc.get("versions", {})))
+                       local_mean=int(doc["local_mean"]), counts=counts, versions=dict(doc.get("versions", {})),
+                       diagnostics=dict(doc.get("diagnostics", {})))
 
 
 def _stats(mean: torch.Tensor, cov: torch.Tensor, count: int) -> GaussianStats:

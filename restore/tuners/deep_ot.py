@@ -33,7 +33,7 @@ from restore.noise_field import NoiseSource, PositionalNoise
 from restore.operators.base import Operator
 from restore.restorers.base import Restoration, Restorer
 from restore.tuners.calibration import Calibration, describe_operator, load_calibration, save_calibration
-from restore.tuners.gaussian_ot import GaussianMap
+from restore.tuners.gaussian_ot import GaussianMap, gelbrich_distance
 from restore.tuners.latent_codec import DECODER_REACH, DEFAULT_AUTOENCODER, ENCODER_REACH, STRIDE, LatentCodec, check_channels
 from restore.tuners.latent_patches import fold_patches, split_local_mean, unfold_patches
 from restore.tuners.latent_stats import (
@@ -41,6 +41,7 @@ from restore.tuners.latent_stats import (
     DEFAULT_PATCH,
     as_image_list,
     check_enough_samples,
+    halves_w2,
     latent_patch_stats,
 )
 
@@ -199,6 +200,9 @@ class DeepOT(Restorer):
             autoencoder=codec.name, channels=channels, local_mean=local_mean, versions=_versions(),
             counts={"restored_images": len(restored), "natural_images": len(natural),
                     "source_patches": source.count, "target_patches": target.count},
+            # Whether the restorer's mark on the statistics stands out from what the choice of scenes does to them.
+            diagnostics={"restored_to_natural_w2": gelbrich_distance(source, target),
+                         "natural_halves_w2": halves_w2(codec, natural, patch, local_mean)},
         )
         return cls(restorer, calibration, perception=perception, residual=residual, codec=codec)
 

@@ -77,6 +77,22 @@ def latent_patch_stats(codec: LatentCodec, images: Iterable[torch.Tensor], patch
     return acc.stats()
 
 
+def halves_w2(codec: LatentCodec, images: Sequence[torch.Tensor], patch: int, local_mean: int) -> float | None:
+    """W2 between the statistics of the even- and the odd-numbered images: how much a set's scenes alone move them.
+
+    Two independent sets of n scenes differ by about half of what two halves
+    of one set do. None when a half has too few patches for a covariance.
+    """
+    halves = (images[0::2], images[1::2])
+    dim = codec.latent_channels * patch * patch
+    if min(len(h) for h in halves) == 0:
+        return None
+    stats = [latent_patch_stats(codec, h, patch, local_mean) for h in halves]
+    if min(st.count for st in stats) < samples_needed(dim):
+        return None
+    return gelbrich_distance(*stats)
+
+
 def samples_needed(dim: int) -> int:
     return SAMPLES_PER_DIM * dim
 
