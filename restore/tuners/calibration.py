@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
+from safetensors.torch import save as serialise
 
 from restore.errors import RestoreError
 from restore.operators.base import Operator
@@ -106,7 +106,11 @@ def save_calibration(calibration: Calibration, path: str | Path) -> Path:
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        save_file(tensors, str(tmp), metadata=header)
+        # Serialised in memory and written by us: the file gets the usual permissions (umask), not 0600.
+        with open(tmp, "xb") as fh:
+            fh.write(serialise(tensors, metadata=header))
+            fh.flush()
+            os.fsync(fh.fileno())
         os.replace(tmp, path)
     except OSError as exc:
         raise RestoreError(f"{path}: cannot write the tuner file ({exc.strerror or exc})") from None
