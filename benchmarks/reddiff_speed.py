@@ -7,7 +7,8 @@ operator is each ``--tasks`` entry (the tuning's degradations). One untimed
 10-step call first (weights, schedule, allocator), then ``--repeat`` timed
 calls of ``restore.load("reddiff", steps=...).restore(y, op)``; the median is
 reported with the process CPU time and the 1-minute load average (the machine
-is shared: another busy job slows a 2-thread run most).
+is shared: another busy job slows a 2-thread run most), and the PSNR of the
+last output (fp32 and bf16 autocast side by side).
 """
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ from denoise import cpu_model, git_commit  # noqa: E402
 from reddiff_tune import tasks  # noqa: E402
 
 import restore  # noqa: E402
+from restore.metrics import psnr  # noqa: E402
 
 SIDE = 256
 
@@ -43,8 +45,10 @@ def astronaut() -> torch.Tensor:
     return torch.from_numpy(img[r : r + SIDE, c : c + SIDE].astype(np.float32) / 255).permute(2, 0, 1)[None]
 
 
-def timed(task: str, steps: int, threads: int, repeat: int) -> dict:
+def timed(task: str, steps: int, threads: int, repeat: int, precision: str) -> dict:
     torch.set_num_threads(threads)
+    # What the pipeline's --precision bf16 does: the restore call under CPU autocast.
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16")
     x, op = astronaut(), tasks(SIDE)[task](0)
     y = op.measure(x, torch.Generator().manual_seed(0))
     restore.load("reddiff", steps=10, progress=False).restore(y, op)
@@ -52,11 +56,14 @@ def timed(task: str, steps: int, threads: int, repeat: int) -> dict:
     wall, cpu = [], []
     for i in range(repeat):
         start, start_cpu = time.perf_counter(), time.process_time()
-        model.restore(y, op, generator=torch.Generator().manual_seed(i))
+        with autocast:
+            out = model.restore(y, op, generator=torch.Generator().manual_seed(i)).image
         wall.append(time.perf_counter() - start)
         cpu.append(time.process_time() - start_cpu)
-    return {"task": task, "steps": steps, "threads": threads, "wall_s": round(statistics.median(wall), 1),
-            "cpu_s": round(statistics.median(cpu), 1), "load_average_1min": round(os.getloadavg()[0], 2)}
+    return {"task": task, "steps": steps, "threads": threads, "precision": precision,
+            "wall_s": round(statistics.median(wall), 1), "cpu_s": round(statistics.median(cpu), 1),
+            "load_average_1min": round(os.getloadavg()[0], 2), "psnr_last": round(float(psnr(out.clamp(0, 1), x)), 2),
+            "psnr_input": round(float(psnr(y, x)), 2)}
 
 
 def main() -> None:
@@ -65,22 +72,28 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=100)
     ap.add_argument("--threads", type=int, nargs="+", default=[2])
     ap.add_argument("--repeat", type=int, default=1)
+    ap.add_argument("--precision", nargs="+", choices=("fp32", "bf16"), default=["fp32"])
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
     report = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "commit": git_commit(),
               "cpu": cpu_model(), "cores": os.cpu_count(), "torch": torch.__version__,
               "command": "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]), "runs": []}
     for task in args.tasks:
-        for threads in args.threads:
-            report["runs"].append(timed(task, args.steps, threads, args.repeat))
+        for precision in args.precision:
+            for threads in args.threads:
+                report["runs"].append(timed(task, args.steps, threads, args.repeat, precision))
             print(json.dumps(report["runs"][-1]), flush=True)
     lines = [f"# RED-Diff time per image, {SIDE} x {SIDE} RGB, on this CPU", "",
              f"{report['date']}, commit `{report['commit']}`, {report['cpu']} ({report['cores']} cores, shared with "
              f"other work), torch {report['torch']}. Median of {args.repeat} call(s) after a 10-step warm-up.", "",
              f"Reproduce: `{report['command']}`", "",
-             "| task | steps | torch threads | wall s | process CPU s | 1-min load average |", "|---|---:|---:|---:|---:|---:|"]
-    lines += [f"| {r['task']} | {r['steps']} | {r['threads']} | {r['wall_s']} | {r['cpu_s']} | {r['load_average_1min']} |"
-              for r in report["runs"]]
+             "| task | steps | precision | torch threads | wall s | process CPU s | 1-min load average | PSNR in -> out |",
+             "|---|---:|---|---:|---:|---:|---:|---|"]
+    lines += [f"| {r['task']} | {r['steps']} | {r['precision']} | {r['threads']} | {r['wall_s']} | {r['cpu_s']} | "
+              f"{r['load_average_1min']} | {r['psnr_input']} -> {r['psnr_last']} |" for r in report["runs"]]
+    lines += ["", "PSNR: the output of the last timed call (seed = its index) against the clean crop, full image, RGB; "
+              "bf16 = the restore call under CPU autocast, as `--precision bf16` runs it (the prior in bfloat16, "
+              "the data term and Adam in float32)."]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps(report, indent=1) + "\n")
     args.out.with_suffix(".md").write_text("\n".join(lines) + "\n")

@@ -169,7 +169,10 @@ def fit(net: UNet, y: torch.Tensor, operator: Operator, mu0: torch.Tensor, setti
         # A gray mu is broadcast over the three channels: its gradient is their mean.
         reg = (residual * z.expand_as(residual)).mean()
         weight = settings.lam * ((1 - abar[t]) / abar[t]).sqrt()
-        data = 2 * ((y - operator(mu)) ** 2).mean()  # mean((2y - 2Amu)^2) / 2: [-1, 1] units
+        # The data term stays float32 under a reduced-precision autocast (--precision bf16/fp16): only
+        # the prior's evaluation, the cost, is worth running in half precision.
+        with torch.autocast(y.device.type, enabled=False):
+            data = 2 * ((y - operator(mu)) ** 2).mean()  # mean((2y - 2Amu)^2) / 2: [-1, 1] units
         loss = weight * reg + data
         opt.zero_grad(set_to_none=True)
         loss.backward()
