@@ -77,6 +77,10 @@ def frozen_prior(folder: Path, device: torch.device) -> UNet:
     return net.requires_grad_(False).to(device, memory_format=torch.channels_last).eval()
 
 
+def _name(operator: Operator) -> str:
+    return type(operator).__name__
+
+
 def initial_estimate(y: torch.Tensor, operator: Operator) -> torch.Tensor:
     """mu_0 = A^+ y clamped to [0, 1]; mid-grey where an operator has no pseudo-inverse."""
     try:
@@ -84,11 +88,9 @@ def initial_estimate(y: torch.Tensor, operator: Operator) -> torch.Tensor:
     except NotImplementedError:
         # A user-written operator need only define forward; its input has the shape input_shape says.
         x0 = y.new_full(operator.input_shape(tuple(y.shape)), 0.5)
+    except (RuntimeError, TypeError) as e:  # a user's pinv that fails: one line, not a traceback
+        raise RestoreError(f"operator {_name(operator)}: pinv failed on y of shape {tuple(y.shape)}: {e}") from None
     return x0.detach().float().clamp(0, 1)
-
-
-def _name(operator: Operator) -> str:
-    return type(operator).__name__
 
 
 def check_operator(operator: Operator, x: torch.Tensor, y: torch.Tensor) -> None:
