@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import math
 import random
 from pathlib import Path
@@ -95,3 +96,29 @@ def set_cosine_lr(opt: torch.optim.Optimizer, elapsed: float, budget: float, lr:
     for group in opt.param_groups:
         group["lr"] = value
     return value
+
+
+def descend(loss: torch.Tensor, model: torch.nn.Module, opt: torch.optim.Optimizer, average: WeightAverage,
+            clip: float = 1.0) -> None:
+    """One optimiser step on ``loss`` with gradient-norm clipping, then the weight average's update."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+    opt.step()
+    average.update(model)
+
+
+class LossLog:
+    """The smoothed training loss, printed and kept every ``every`` steps (a run's .log.json)."""
+
+    def __init__(self, every: int = 200):
+        self.every, self.smoothed, self.rows = every, None, []
+
+    def update(self, step: int, elapsed: float, lr: float, loss: float) -> None:
+        self.smoothed = loss if self.smoothed is None else 0.99 * self.smoothed + 0.01 * loss
+        if step % self.every == 0:
+            print(f"step {step} t={elapsed / 60:.1f}min lr={lr:.2e} loss~{self.smoothed:.4f}", flush=True)
+            self.rows.append({"step": step, "minutes": round(elapsed / 60, 2), "loss": round(self.smoothed, 5)})
+
+    def save(self, stem: Path) -> None:
+        stem.with_suffix(".log.json").write_text(json.dumps(self.rows))

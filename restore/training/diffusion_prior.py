@@ -15,7 +15,6 @@ never read; the FFHQ samples are held out for the benchmark.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import time
 from pathlib import Path
@@ -25,7 +24,7 @@ import torch.nn.functional as F
 
 from restore.diffusion import vp
 from restore.nets.unet import UNet, UNetConfig, count_params
-from restore.training.data import WeightAverage, set_cosine_lr, training_images
+from restore.training.data import LossLog, WeightAverage, descend, set_cosine_lr, training_images
 from restore.training.patches import PatchSampler
 from restore.weights import load_state, save_model
 
@@ -76,7 +75,7 @@ def train(args: argparse.Namespace) -> None:
     average = WeightAverage(model, args.ema)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
     start, budget = time.time(), args.minutes * 60
-    step, log, ema_loss = 0, [], None
+    step, log = 0, LossLog()
     while (elapsed := time.time() - start) < budget:
         lr = set_cosine_lr(opt, elapsed, budget, args.lr, args.lr_min) * min(1.0, (step + 1) / args.warmup)
         for group in opt.param_groups:
@@ -89,20 +88,13 @@ def train(args: argparse.Namespace) -> None:
         with autocast:
             pred = model(x_t, t.to(device))
         loss = F.mse_loss(pred.float(), eps)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        average.update(model)
+        descend(loss, model, opt, average)
         step += 1
-        ema_loss = loss.item() if ema_loss is None else 0.99 * ema_loss + 0.01 * loss.item()
-        if step % 200 == 0:
-            print(f"step {step} t={elapsed / 60:.1f}min lr={lr:.2e} loss~{ema_loss:.4f}", flush=True)
-            log.append({"step": step, "minutes": round(elapsed / 60, 2), "loss": round(ema_loss, 5)})
+        log.update(step, elapsed, lr, loss.item())
         if step % 2000 == 0:
             save_model(average.model, PRIOR_CONFIG.to_dict(), Path(args.out), meta=_meta(args, step, elapsed))
     save_model(average.model, PRIOR_CONFIG.to_dict(), Path(args.out), meta=_meta(args, step, time.time() - start))
-    Path(args.out).with_suffix(".log.json").write_text(json.dumps(log))
+    log.save(Path(args.out))
     print(f"done: {step} steps in {(time.time() - start) / 60:.1f} min -> {args.out}", flush=True)
 
 

@@ -26,7 +26,7 @@ from restore.diffusion.conditioning import degraded_start, net_input, noise_map
 from restore.diffusion.residual import ResidualSchedule, sample
 from restore.nets.unet import UNet, UNetConfig
 from restore.operators.downsample import Downsample
-from restore.training.data import WeightAverage, set_cosine_lr, training_images
+from restore.training.data import WeightAverage, descend, set_cosine_lr, training_images
 from restore.training.patches import PatchSampler
 from restore.weights import load_state, save_model
 
@@ -85,11 +85,7 @@ def train(args: argparse.Namespace) -> None:
                 x_T_gt = start_state(student, x_gt, x_in, zero_map, bbar_T)
             truth = F.mse_loss(student_image(student, x_T_gt, x_in, zero_map, schedule.steps), x_gt)
         loss = distil + args.inverse_weight * inverse + args.truth_weight * truth
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
-        opt.step()
-        average.update(student)
+        descend(loss, student, opt, average)
         step += 1
         ema_loss = loss.item() if ema_loss is None else 0.99 * ema_loss + 0.01 * loss.item()
         if step % 100 == 0:

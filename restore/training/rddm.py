@@ -20,7 +20,6 @@ autocast on a GPU. CBSD68's 68 scenes are never read.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
@@ -33,7 +32,7 @@ from restore.nets.unet import UNet, UNetConfig, count_params
 from restore.operators.blur import Blur
 from restore.operators.downsample import Downsample
 from restore.operators.kernels import gaussian_kernel
-from restore.training.data import WeightAverage, set_cosine_lr, training_images
+from restore.training.data import LossLog, WeightAverage, descend, set_cosine_lr, training_images
 from restore.training.patches import PatchSampler
 from restore.weights import load_state, save_model
 
@@ -83,7 +82,7 @@ def train(args: argparse.Namespace) -> None:
     average = WeightAverage(model, args.ema)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
     start, budget = time.time(), args.minutes * 60
-    step, log, ema_loss = 0, [], None
+    step, log = 0, LossLog()
     while (elapsed := time.time() - start) < budget:
         lr = set_cosine_lr(opt, elapsed, budget, args.lr, args.lr_min) * min(1.0, (step + 1) / args.warmup)
         for group in opt.param_groups:
@@ -101,20 +100,13 @@ def train(args: argparse.Namespace) -> None:
         loss = F.l1_loss(res_hat, x_in - x0)
         if args.objective == "both":
             loss = loss + F.l1_loss(eps_hat, eps)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        average.update(model)
+        descend(loss, model, opt, average)
         step += 1
-        ema_loss = loss.item() if ema_loss is None else 0.99 * ema_loss + 0.01 * loss.item()
-        if step % 200 == 0:
-            print(f"step {step} t={elapsed / 60:.1f}min lr={lr:.2e} loss~{ema_loss:.4f}", flush=True)
-            log.append({"step": step, "minutes": round(elapsed / 60, 2), "loss": round(ema_loss, 5)})
+        log.update(step, elapsed, lr, loss.item())
         if step % 2000 == 0:
             save_model(average.model, config.to_dict(), Path(args.out), meta=_meta(args, step, elapsed))
     save_model(average.model, config.to_dict(), Path(args.out), meta=_meta(args, step, time.time() - start))
-    Path(args.out).with_suffix(".log.json").write_text(json.dumps(log))
+    log.save(Path(args.out))
     print(f"done: {step} steps in {(time.time() - start) / 60:.1f} min -> {args.out}", flush=True)
 
 
