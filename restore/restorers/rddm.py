@@ -95,6 +95,8 @@ class RddmRestorer(Restorer):
         self.device = torch.device(device)
         self.steps = steps
         self.weights_dir = weights_dir or WEIGHTS_DIR
+        # Read once: check() and net() run for every tile of every image.
+        self.shipped = shipped_unets(self.name, self.weights_dir)
         self._nets: dict[str, UNet] = {}
 
     def to(self, device: str | torch.device) -> "RddmRestorer":
@@ -103,15 +105,14 @@ class RddmRestorer(Restorer):
         return self
 
     def net(self, operator: Operator) -> UNet:
-        shipped = shipped_unets(self.name, self.weights_dir)
-        name = shipped[task_key(operator, self.name, shipped)]
+        name = self.shipped[task_key(operator, self.name, self.shipped)]
         if name not in self._nets:
             self._nets[name] = frozen_unet(name, self.weights_dir, self.device)
         return self._nets[name]
 
     def check(self, y: torch.Tensor, operator: Operator) -> None:
         super().check(y, operator)
-        task_key(operator, self.name, shipped_unets(self.name, self.weights_dir))
+        task_key(operator, self.name, self.shipped)
 
     def _restore(self, y: torch.Tensor, operator: Operator, *, generator, noise: NoiseSource) -> Restoration:
         net = self.net(operator)
