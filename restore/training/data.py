@@ -1,6 +1,7 @@
 """Training data and weight averaging shared by every training script."""
 from __future__ import annotations
 
+import argparse
 import copy
 import json
 import math
@@ -90,9 +91,11 @@ def start_run(threads: int, seed: int) -> random.Random:
     return random.Random(seed)
 
 
-def set_cosine_lr(opt: torch.optim.Optimizer, elapsed: float, budget: float, lr: float, lr_min: float = 0.0) -> float:
-    """Cosine from ``lr`` to ``lr_min`` over a wall-clock ``budget``, so a run of any length ends fully decayed."""
-    value = lr_min + 0.5 * (lr - lr_min) * (1 + math.cos(math.pi * min(elapsed / budget, 1.0)))
+def set_cosine_lr(opt: torch.optim.Optimizer, elapsed: float, budget: float, lr: float, lr_min: float = 0.0,
+                  warmup: float = 1.0) -> float:
+    """Cosine from ``lr`` to ``lr_min`` over a wall-clock ``budget``, so a run of any length ends fully decayed,
+    scaled by ``warmup`` (the linear warm-up's fraction, 1 once it is over)."""
+    value = warmup * (lr_min + 0.5 * (lr - lr_min) * (1 + math.cos(math.pi * min(elapsed / budget, 1.0))))
     for group in opt.param_groups:
         group["lr"] = value
     return value
@@ -122,3 +125,19 @@ class LossLog:
 
     def save(self, stem: Path) -> None:
         stem.with_suffix(".log.json").write_text(json.dumps(self.rows))
+
+
+def add_run_options(ap: argparse.ArgumentParser) -> None:
+    """The options every diffusion training run takes (data, output, budget, optimiser, device)."""
+    ap.add_argument("--data", nargs="+", required=True, help="training image folders")
+    ap.add_argument("--out", required=True, help="output weights path without extension")
+    ap.add_argument("--minutes", type=float, default=8.0, help="wall-clock budget")
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--crop", type=int, default=128)
+    ap.add_argument("--lr", type=float, default=4e-4)
+    ap.add_argument("--lr-min", type=float, default=1e-5)
+    ap.add_argument("--warmup", type=int, default=200, help="steps of linear learning-rate warm-up")
+    ap.add_argument("--ema", type=float, default=0.999)
+    ap.add_argument("--init", default=None, help="weights to start from (.safetensors)")
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--seed", type=int, default=0)

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 
 from restore.diffusion import vp
 from restore.nets.unet import UNet, UNetConfig, count_params
-from restore.training.data import LossLog, WeightAverage, descend, set_cosine_lr, training_images
+from restore.training.data import LossLog, WeightAverage, add_run_options, descend, set_cosine_lr, training_images
 from restore.training.patches import PatchSampler
 from restore.weights import load_state, save_model
 
@@ -77,9 +77,7 @@ def train(args: argparse.Namespace) -> None:
     start, budget = time.time(), args.minutes * 60
     step, log = 0, LossLog()
     while (elapsed := time.time() - start) < budget:
-        lr = set_cosine_lr(opt, elapsed, budget, args.lr, args.lr_min) * min(1.0, (step + 1) / args.warmup)
-        for group in opt.param_groups:
-            group["lr"] = lr
+        lr = set_cosine_lr(opt, elapsed, budget, args.lr, args.lr_min, warmup=min(1.0, (step + 1) / args.warmup))
         x0 = sampler(args.batch) * 2 - 1
         t = sample_times(args.batch, abar, generator)
         a = interpolated_abar(abar, t).to(device).view(-1, 1, 1, 1)
@@ -106,19 +104,8 @@ def _meta(args: argparse.Namespace, step: int, seconds: float) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", nargs="+", required=True, help="training image folders (natural scenes)")
     ap.add_argument("--faces", default=None, help="folder of face images (resized to 256 x 256)")
-    ap.add_argument("--out", required=True, help="output weights path without extension")
-    ap.add_argument("--minutes", type=float, default=8.0)
-    ap.add_argument("--batch", type=int, default=32)
-    ap.add_argument("--crop", type=int, default=128)
-    ap.add_argument("--lr", type=float, default=4e-4)
-    ap.add_argument("--lr-min", type=float, default=1e-5)
-    ap.add_argument("--warmup", type=int, default=200)
-    ap.add_argument("--ema", type=float, default=0.999)
-    ap.add_argument("--init", default=None)
-    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    ap.add_argument("--seed", type=int, default=0)
+    add_run_options(ap)
     train(ap.parse_args())
 
 

@@ -32,7 +32,7 @@ from restore.nets.unet import UNet, UNetConfig, count_params
 from restore.operators.blur import Blur
 from restore.operators.downsample import Downsample
 from restore.operators.kernels import gaussian_kernel
-from restore.training.data import LossLog, WeightAverage, descend, set_cosine_lr, training_images
+from restore.training.data import LossLog, WeightAverage, add_run_options, descend, set_cosine_lr, training_images
 from restore.training.patches import PatchSampler
 from restore.weights import load_state, save_model
 
@@ -84,9 +84,7 @@ def train(args: argparse.Namespace) -> None:
     start, budget = time.time(), args.minutes * 60
     step, log = 0, LossLog()
     while (elapsed := time.time() - start) < budget:
-        lr = set_cosine_lr(opt, elapsed, budget, args.lr, args.lr_min) * min(1.0, (step + 1) / args.warmup)
-        for group in opt.param_groups:
-            group["lr"] = lr
+        lr = set_cosine_lr(opt, elapsed, budget, args.lr, args.lr_min, warmup=min(1.0, (step + 1) / args.warmup))
         clean = sampler(args.batch)
         y, sigma = degrade(clean, args.task, scale, generator)
         x_in, x0 = degraded_start(y, scale), clean * 2 - 1
@@ -122,18 +120,7 @@ def main() -> None:
     ap.add_argument("--task", choices=TASKS, required=True)
     ap.add_argument("--scale", type=int, default=4, help="SR factor (2 or 4)")
     ap.add_argument("--objective", choices=OBJECTIVES, default="residual")
-    ap.add_argument("--data", nargs="+", required=True, help="training image folders")
-    ap.add_argument("--out", required=True, help="output weights path without extension")
-    ap.add_argument("--minutes", type=float, default=8.0)
-    ap.add_argument("--batch", type=int, default=32)
-    ap.add_argument("--crop", type=int, default=128)
-    ap.add_argument("--lr", type=float, default=4e-4)
-    ap.add_argument("--lr-min", type=float, default=1e-5)
-    ap.add_argument("--warmup", type=int, default=200)
-    ap.add_argument("--ema", type=float, default=0.999)
-    ap.add_argument("--init", default=None)
-    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    ap.add_argument("--seed", type=int, default=0)
+    add_run_options(ap)
     train(ap.parse_args())
 
 
