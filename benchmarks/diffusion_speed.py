@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -29,6 +27,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 from denoise import cpu_model, git_commit  # noqa: E402
+from lidia_speed import median_seconds as lidia_median  # noqa: E402
 
 import restore  # noqa: E402
 from restore.operators import Downsample  # noqa: E402
@@ -37,14 +36,9 @@ from restore.weights import WEIGHTS_DIR  # noqa: E402
 
 
 def median_seconds(fn, repeat: int) -> float:
+    """lidia_speed's median after its warm-up call, plus one more warm-up (oneDNN picks kernels on the first two)."""
     fn()
-    fn()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return lidia_median(fn, repeat)
 
 
 def conv_flops(net: torch.nn.Module, x: torch.Tensor, cond: torch.Tensor) -> float:

@@ -34,7 +34,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 from denoise import cpu_model, git_commit  # noqa: E402
-from sr import parse_spec, split_specs  # noqa: E402
+from sr import finished_records, parse_spec, split_specs  # noqa: E402
 
 import restore  # noqa: E402
 from restore.errors import RestoreError  # noqa: E402
@@ -95,11 +95,7 @@ def method(spec: str):
 
 def run(args: argparse.Namespace) -> list[dict]:
     out_jsonl = Path(args.out).with_suffix(".jsonl")
-    done = {}
-    if out_jsonl.is_file():
-        for line in out_jsonl.read_text().splitlines():
-            r = json.loads(line)
-            done[(r["task"], r["image"], r["method"])] = r
+    done = finished_records(out_jsonl, ("task", "image", "method"))
     methods = {spec: method(spec) for spec in split_specs(args.methods)}
     records = list(done.values())
     paths = list_images(Path(args.dataset))[: args.limit or None]

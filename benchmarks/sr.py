@@ -60,6 +60,14 @@ def split_specs(text: str) -> list[str]:
     return specs
 
 
+def finished_records(path: Path, key: tuple[str, ...]) -> dict[tuple, dict]:
+    """Records of an earlier run's JSON lines by ``key`` fields, so a resumed run skips them."""
+    if not path.is_file():
+        return {}
+    records = (json.loads(line) for line in path.read_text().splitlines())
+    return {tuple(r[k] for k in key): r for r in records}
+
+
 def precision(spec: str) -> torch.autocast:
     """bfloat16 autocast for specs ending in "@bf16" (as ``--precision bf16`` runs them), else float32."""
     return torch.autocast("cpu", dtype=torch.bfloat16, enabled=spec.endswith("@bf16"))
@@ -88,11 +96,7 @@ def scores(out: torch.Tensor, hr: torch.Tensor, scale: int) -> dict:
 
 def run(args: argparse.Namespace) -> list[dict]:
     out_jsonl = Path(args.out).with_suffix(".jsonl")
-    done = {}
-    if out_jsonl.is_file():
-        for line in out_jsonl.read_text().splitlines():
-            r = json.loads(line)
-            done[(r["dataset"], r["image"], r["method"])] = r
+    done = finished_records(out_jsonl, ("dataset", "image", "method"))
     specs = split_specs(args.methods)
     restorers = {spec: restore.load(parse_spec(spec)[0], **parse_spec(spec)[1]) for spec in specs}
     op = Downsample(args.scale)
