@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from restore.nets.lidia_layers import MixedSeparable, NeighbourWeights, Separable
+from restore.nets.lidia_layers import MixedSeparable, NeighbourWeights, Separable, separable_macs
 from restore.nets.patch_search import knn_search, luminance
 
 # Value used to pad the search images: far from any pixel value, so that
@@ -140,6 +140,26 @@ class Lidia(nn.Module):
             estimates.append(branch.to_patch(x)[0])
         return feats, estimates
 
+    def _part1_all(self, scales: list[_Scale], slices: list[slice]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """``_part1`` over all positions, chunk by chunk, into preallocated outputs.
+
+        Writing each chunk into its place avoids holding every chunk's result and
+        concatenating them (a second full copy of a GB-sized tensor); small chunks
+        keep each chunk's working set in cache.
+        """
+        if len(slices) == 1:
+            return self._part1(scales, slices[0])
+        total = slices[-1].stop
+        ref = scales[0].table
+        feats = [ref.new_empty(self.cfg.k, total, self.cfg.width) for _ in scales]
+        ests = [ref.new_empty(total, self.cfg.n) for _ in scales]
+        for sl in slices:
+            chunk_feats, chunk_ests = self._part1(scales, sl)
+            for j in range(len(scales)):
+                feats[j][:, sl] = chunk_feats[j]
+                ests[j][sl] = chunk_ests[j]
+        return feats, ests
+
     def _fold_unfold(self, est: torch.Tensor, sc: _Scale, b: int, hq: int, wq: int) -> torch.Tensor:
         """Average overlapping patch estimates into an image, then cut the patches again."""
         p, d = self.cfg.patch, sc.dilation
@@ -177,11 +197,9 @@ class Lidia(nn.Module):
         total = b * hq * wq
         step = total if chunk is None else chunk
         slices = [slice(i, min(i + step, total)) for i in range(0, total, step)]
-        parts = [self._part1(scales, sl) for sl in slices]
-        feats = [torch.cat([pt[0][j] for pt in parts], dim=1) for j in range(2)]
-        ests = [torch.cat([pt[1][j] for pt in parts], dim=0) for j in range(2)]
+        feats, ests = self._part1_all(scales, slices)
         agg = [self._fold_unfold(e, sc, b, hq, wq) for e, sc in zip(ests, scales)]
-        del parts, ests
+        del ests
         centre = scales[0].table[scales[0].index[0]]
         out = torch.cat([self._part2([f[:, sl] for f in feats], agg, sl) for sl in slices], dim=0)
         return self._aggregate(centre - out, b, h, w)
@@ -205,7 +223,7 @@ def _blur(x: torch.Tensor) -> torch.Tensor:
 def flops_per_pixel(cfg: LidiaConfig) -> float:
     """Multiply-adds x 2 of the network per output pixel (search excluded)."""
     n, v, k = cfg.n, cfg.width, cfg.k
-    sep = lambda vi, vo, ki, ko: ki * vi * vo + ko * ki * (vo if ko >= ki else vi)  # noqa: E731
+    sep = lambda vi, vo, ki, ko: separable_macs(ki, ko, vi, vo)  # noqa: E731
     per_scale = sep(n, v, k, k) + sep(v, n, k, 1) + sep(n, v, 1, k) + (0 if cfg.light else sep(v, v, k, k))
     joint = sep(v, v, 4 * k, 4 * k) * (1 if cfg.light else 2) + sep(v, n, 4 * k, 1)
     mlp = 7 * k * k

@@ -36,7 +36,7 @@ def box_sum(d: torch.Tensor, patch: int, dilation: int) -> torch.Tensor:
 
 @torch.no_grad()
 def knn_search(
-    image: torch.Tensor, patch: int, window: int, k: int, dilation: int = 1, budget: int = 1 << 25
+    image: torch.Tensor, patch: int, window: int, k: int, dilation: int = 1, budget: int = 1 << 23
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Find the k nearest patches of every patch position within a search window.
 

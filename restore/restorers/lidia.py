@@ -68,7 +68,7 @@ class LidiaRestorer(Restorer):
         adapt_settings: AdaptationSettings | None = None,
         tile: int = 256,
         single_pass: int = 512,
-        chunk: int = 16384,
+        chunk: int = 2048,
         weights_dir: Path | None = None,
         **_: object,
     ) -> None:
