@@ -37,6 +37,7 @@ from restore.errors import RestoreError  # noqa: E402
 from restore.io import list_images, read_image  # noqa: E402
 from restore.metrics import psnr, ssim  # noqa: E402
 from restore.operators import Denoise  # noqa: E402
+from restore.pipeline import PRECISIONS  # noqa: E402
 
 # A restore call on this crop before timing, so one-off start-up costs are not billed to image 1.
 WARMUP_SIDE = 64
@@ -141,15 +142,20 @@ def restorer_method(spec: str, device: str) -> Method:
     """A registered restorer, loaded once with its shipped weights.
 
     ``spec`` is a registry name with optional constructor options:
-    ``lidia:adapt=internal`` loads ``restore.load("lidia", adapt="internal")``.
+    ``lidia:adapt=internal`` loads ``restore.load("lidia", adapt="internal")``;
+    ``precision=bf16`` (or fp16) runs it under autocast, as ``--precision`` does in the CLI.
     """
     name, _, opts = spec.partition(":")
     kwargs = dict(kv.split("=", 1) for kv in opts.split(";") if kv)
+    dtype = PRECISIONS[kwargs.pop("precision", "fp32")]
     restorer = restore.load(name, device=device, **kwargs)
+    device_type = torch.device(device).type
 
     def run(y: torch.Tensor, sigma: float) -> torch.Tensor:
+        with torch.autocast(device_type, dtype=dtype, enabled=dtype != torch.float32):
+            out = restorer.restore(y, Denoise(sigma / 255)).image
         # Moving the result to the CPU also waits for asynchronous GPU work, inside the timing.
-        return restorer.restore(y, Denoise(sigma / 255)).image.float().cpu()
+        return out.float().cpu()
 
     return run
 

@@ -154,6 +154,7 @@ def tune(
     seed: int = typer.Option(0, help="seed of stochastic models"),
     device: str = typer.Option("cpu", help="cpu, cuda, cuda:1, ..."),
     tile: int = typer.Option(512, help="tile side the model runs with; 0: whole images"),
+    precision: str = typer.Option("fp32", help="fp32 | fp16 | bf16 compute of the model (bf16: LIDIA ~1.6x faster)"),
     overwrite: bool = typer.Option(False, "--overwrite", help="replace an existing tuner file"),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
@@ -163,7 +164,7 @@ def tune(
     job = TuneJob(
         model=model, task=task, restored_from=restored_from, natural=natural, output=output, sigma=sigma, kernel=kernel,
         scale=scale, psf_mtf=psf_mtf, patch=patch, local_mean=local_mean, max_images=max_images, seed=seed, device=device,
-        tile=tile, overwrite=overwrite, quiet=quiet,
+        tile=tile, precision=precision, overwrite=overwrite, quiet=quiet,
     )
     guarded(lambda: run_tune_job(job))
 

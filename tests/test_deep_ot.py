@@ -315,6 +315,7 @@ def test_cli_tune_then_denoise_with_perception(cli_folders, tmp_path):
     (["--task", "inpaint"], "--task must be one of denoise, deblur, sr"),
     (["--patch", 9], "--patch must be between 1 and 5"),
     (["--model", "nope"], "unknown model 'nope'"),
+    (["--precision", "fp8"], "--precision must be fp32, fp16 or bf16"),
 ])
 def test_cli_tune_bad_input_one_line_no_file(cli_folders, tmp_path, extra, message):
     out = tmp_path / "t.dot"

@@ -70,6 +70,19 @@ def test_lidia_denoises_real_images(request, fixture, floor):
     assert psnr(out.image.clamp(0, 1), x) - psnr(y, x) > floor
 
 
+def test_bf16_fast_mode_keeps_quality(camera):
+    """The bf16 mode (``--precision bf16``) may cost at most a few hundredths of a dB."""
+    x = camera[..., :128, :128]
+    op = Denoise(sigma=25 / 255)
+    y = op.measure(x, generator=torch.Generator().manual_seed(0))
+    den = restore.load("lidia")
+    full = den.restore(y, op).image
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        fast = den.restore(y, op).image.float()
+    assert abs(psnr(fast.clamp(0, 1), x) - psnr(full.clamp(0, 1), x)) < 0.05
+    assert not torch.equal(fast, full)  # autocast did reach the network
+
+
 def test_blind_mode_estimates_sigma_and_reports_it(camera):
     y = Denoise(sigma=25 / 255).measure(camera, generator=torch.Generator().manual_seed(1))
     out = restore.load("lidia").restore(y, Denoise(sigma=0.0))

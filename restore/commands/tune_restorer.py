@@ -38,6 +38,7 @@ class TuneJob:
     seed: int = 0
     device: str = "cpu"
     tile: int = 512
+    precision: str = "fp32"
     overwrite: bool = False
     quiet: bool = False
 
@@ -54,7 +55,7 @@ def run_tune_job(job: TuneJob) -> None:
     restorer = load(job.model, device=job.device)
     start = time.perf_counter()
     tuner = DeepOT.calibrate(restorer, operator, degraded, natural, patch=job.patch, local_mean=job.local_mean, seed=job.seed,
-                             tile=job.tile)
+                             tile=job.tile, precision=job.precision)
     tuner.save(job.output)
     _say(job, f"wrote {job.output}: {job.model} {job.task}, {len(degraded)} restored + {len(natural)} natural images, "
               f"{job.patch}x{job.patch} latent patches, {time.perf_counter() - start:.1f} s")
@@ -77,6 +78,8 @@ def _check_job(job: TuneJob) -> None:
         raise RestoreError(f"--patch must be between 1 and 5 (latent patch side), got {job.patch}")
     if job.local_mean < 0 or job.local_mean % 2 == 0 and job.local_mean:
         raise RestoreError(f"--local-mean must be 0 or an odd number of latent cells, got {job.local_mean}")
+    if job.precision not in ("fp32", "fp16", "bf16"):
+        raise RestoreError(f"--precision must be fp32, fp16 or bf16, got '{job.precision}'")
     if job.max_images is not None and job.max_images < 1:
         raise RestoreError(f"--max-images must be >= 1, got {job.max_images}")
     if job.output.exists() and not job.overwrite:

@@ -136,6 +136,7 @@ class DeepOT(Restorer):
         perception: float = 1.0,
         seed: int = 0,
         tile: int = 512,
+        precision: str = "fp32",
     ) -> "DeepOT":
         """Fit the map: restore ``degraded_images``, compare their latent patches with ``natural_images``'.
 
@@ -152,6 +153,7 @@ class DeepOT(Restorer):
             perception: alpha of the returned tuner.
             seed: seeds stochastic restorers.
             tile: tile side the restorer runs with.
+            precision: compute precision of the restorer ("fp32", "bf16", "fp16"), as in ``Pipeline``.
         """
         from restore.pipeline import Pipeline  # the pipeline imports the restorers; keep this module light
 
@@ -164,7 +166,8 @@ class DeepOT(Restorer):
             "degraded images": [(round(x.shape[-2] * upscale), round(x.shape[-1] * upscale)) for x in degraded],
             "natural images": [tuple(x.shape[-2:]) for x in natural],
         })
-        pipe = Pipeline(restorer, operator, tile=tile, seed=seed, device=restorer.device, log=lambda _: None)
+        pipe = Pipeline(restorer, operator, tile=tile, seed=seed, device=restorer.device, precision=precision,
+                        log=lambda _: None)
         restored = [pipe.run(y).image for y in degraded]
         return cls.from_restored(restorer, operator, restored, natural, patch=patch, local_mean=local_mean,
                                  perception=perception, codec=codec)
