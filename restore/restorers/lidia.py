@@ -47,10 +47,11 @@ class LidiaRestorer(Restorer):
         adapt: None, "internal" (self-supervised on the noisy image) or "external".
         adapt_ref: clean reference image (1 x C x H x W tensor in [0, 1]) for "external".
         adapt_settings: steps, learning rate, crop size of the adaptation.
-        tile: side of the tiles larger images are cut into (memory: about 19 KB per
-            pixel of tile plus halo, so 256 -> 2.6 GB).
+        tile: side of the tiles larger images are cut into (memory: about 12 KB per
+            pixel of tile plus halo for colour, so 256 -> 1.6 GB).
         single_pass: images with no side above this are processed in one call.
-        chunk: pixel positions per network pass (bounds memory).
+        chunk: pixel positions per network pass: 2048 keeps a chunk's widest
+            activations (56 x 2048 x 64 floats) near the cache; larger is slower.
         weights_dir: where the shipped weights live.
     """
 
