@@ -7,6 +7,7 @@ import torch.nn.functional as F
 
 import restore
 from restore.nets.lidia import Lidia, LidiaConfig
+from restore.nets.lidia_layers import Separable
 from restore.nets.patch_search import knn_search
 from restore.operators import Blur, Denoise, gaussian_kernel
 
@@ -37,6 +38,22 @@ def test_knn_search_matches_brute_force():
         )
         assert index[b, :, r, c].tolist() == [i for _, i in cands[:k]]
         assert torch.allclose(dist[b, :, r, c], torch.tensor([d for d, _ in cands[:k]]), atol=1e-5)
+
+
+@pytest.mark.parametrize("v_in, v_out, k_in, k_out", [(49, 64, 14, 14), (64, 49, 14, 1), (49, 64, 1, 14), (64, 64, 56, 56)])
+def test_separable_layer_is_its_formula_in_either_product_order(v_in, v_out, k_in, k_out):
+    """Whichever order the layer picks, it computes relu(W_nb @ x @ W_pix + bias), also from row blocks."""
+    torch.manual_seed(0)
+    layer = Separable(v_in, v_out, k_in, k_out)
+    with torch.no_grad():
+        layer.bias.normal_()
+    x = torch.randn(k_in, 37, v_in)
+    expected = torch.relu(torch.einsum("ok,knv,vw->onw", layer.nb, x, layer.pix) + layer.bias)
+    blocks = list(x.split(max(1, k_in // 4)))
+    for grad in (True, False):
+        with torch.set_grad_enabled(grad):
+            assert torch.allclose(layer(x), expected, atol=1e-4)
+            assert torch.allclose(layer(blocks), expected, atol=1e-4)
 
 
 def test_batchnorm_folding_is_exact():
