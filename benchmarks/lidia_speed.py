@@ -6,8 +6,9 @@
 Times are the median of ``--repeat`` runs after one warm-up, with
 ``torch.inference_mode()`` and BatchNorm folded, as the restorer runs. One row
 per ``--precision``: bf16/fp16 run under autocast, as ``--precision`` does in
-the CLI (the patch search stays fp32: it only runs convolutions of ones and a
-top-k, which autocast leaves alone or casts back).
+the CLI. Autocast also reaches the patch search's box-sum convolutions, so
+rounded distances change some neighbour choices; the quality figures of this
+mode (``benchmarks/denoise.py`` with ``lidia:precision=bf16``) include that.
 """
 from __future__ import annotations
 
