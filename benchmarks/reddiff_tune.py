@@ -26,13 +26,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 from denoise import cpu_model, git_commit  # noqa: E402
+from vble import baseline  # noqa: E402  (bicubic / push-pull fill / the measurement)
 
 import restore  # noqa: E402
 from restore.io import list_images, read_image  # noqa: E402
@@ -78,14 +78,6 @@ def score(out: torch.Tensor, x: torch.Tensor) -> float:
     return float(psnr(out.clamp(0, 1)[inner], x[inner]))
 
 
-def plain_baseline(y: torch.Tensor, op) -> torch.Tensor:
-    if isinstance(op, Inpaint):
-        return op.fill(y)
-    if op.scale != 1:
-        return F.interpolate(y, scale_factor=round(1 / op.scale), mode="bicubic", align_corners=False)
-    return y
-
-
 class Runner:
     """The data of one task and the (lambda, lr) points measured on it."""
 
@@ -97,7 +89,7 @@ class Runner:
 
     def baselines(self) -> dict:
         pinv = [score(op.pinv(y), x) for op, y, x in zip(self.ops, self.ys, self.images)]
-        plain = [score(plain_baseline(y, op), x) for op, y, x in zip(self.ops, self.ys, self.images)]
+        plain = [score(baseline(y, op), x) for op, y, x in zip(self.ops, self.ys, self.images)]
         return {"pinv": round(float(np.mean(pinv)), 3), "plain": round(float(np.mean(plain)), 3)}
 
     def point(self, lam: float, lr: float) -> dict:

@@ -445,8 +445,11 @@ def _write_tiff(fh: BinaryIO, color: np.ndarray, alpha: np.ndarray | None) -> No
     )
 
 
-def _atomic_write(p: Path, write: Callable[[BinaryIO], None]) -> None:
-    """Write through ``write`` into a temp file beside ``p``, then rename it onto ``p``."""
+def atomic_write(p: Path, write: Callable[[BinaryIO], None], what: str = "file") -> None:
+    """Write through ``write`` into a temp file beside ``p``, then rename it onto ``p``.
+
+    ``what`` names the file in the one-line error (``cannot write <what>``).
+    """
     try:
         p.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -461,7 +464,7 @@ def _atomic_write(p: Path, write: Callable[[BinaryIO], None]) -> None:
             os.fsync(fh.fileno())
         os.replace(tmp, p)
     except OSError as exc:
-        raise RestoreError(f"{p}: cannot write file ({exc.strerror or exc})") from None
+        raise RestoreError(f"{p}: cannot write {what} ({exc.strerror or exc})") from None
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -513,8 +516,8 @@ def write_image(
     if alpha is not None:
         alpha = _convert_alpha(alpha, depth, color.shape[:2])
     if ext in _TIFF:
-        _atomic_write(p, lambda fh: _write_tiff(fh, color, alpha))
+        atomic_write(p, lambda fh: _write_tiff(fh, color, alpha))
     else:
         encoded = _encode_cv2(p, ext, color, alpha)
-        _atomic_write(p, lambda fh: fh.write(encoded))
+        atomic_write(p, lambda fh: fh.write(encoded))
     return p

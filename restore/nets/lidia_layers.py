@@ -17,14 +17,20 @@ import torch
 from torch import nn
 
 
+def _order_costs(k_in: int, k_out: int, v_in: int, v_out: int) -> tuple[int, int]:
+    """Multiply-adds per position: (neighbours mixed first, features mixed first)."""
+    return k_out * k_in * v_in + k_out * v_in * v_out, k_in * v_in * v_out + k_out * k_in * v_out
+
+
 def separable_macs(k_in: int, k_out: int, v_in: int, v_out: int) -> int:
     """Multiply-adds per position of a separable layer, in the cheaper product order."""
-    return min(k_out * k_in * v_in + k_out * v_in * v_out, k_in * v_in * v_out + k_out * k_in * v_out)
+    return min(_order_costs(k_in, k_out, v_in, v_out))
 
 
 def neighbours_first(k_in: int, k_out: int, v_in: int, v_out: int) -> bool:
     """Whether mixing neighbours before features costs no more multiply-adds."""
-    return k_out * k_in * v_in + k_out * v_in * v_out <= k_in * v_in * v_out + k_out * k_in * v_out
+    nb_first, pix_first = _order_costs(k_in, k_out, v_in, v_out)
+    return nb_first <= pix_first
 
 
 class Separable(nn.Module):

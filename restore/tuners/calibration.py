@@ -9,8 +9,6 @@ The map itself is recomputed on load (a second of eigendecompositions).
 from __future__ import annotations
 
 import json
-import os
-import secrets
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -19,6 +17,7 @@ from safetensors import safe_open
 from safetensors.torch import save as serialise
 
 from restore.errors import RestoreError
+from restore.io import atomic_write
 from restore.operators.base import Operator
 from restore.tuners.gaussian_ot import GaussianStats
 
@@ -103,19 +102,8 @@ def save_calibration(calibration: Calibration, path: str | Path) -> Path:
     }
     tensors = {k: v.detach().to("cpu", torch.float64).contiguous() for k, v in tensors.items()}
     header = {FORMAT: json.dumps(calibration.metadata())}
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # Serialised in memory and written by us: the file gets the usual permissions (umask), not 0600.
-        with open(tmp, "xb") as fh:
-            fh.write(serialise(tensors, metadata=header))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise RestoreError(f"{path}: cannot write the tuner file ({exc.strerror or exc})") from None
-    finally:
-        tmp.unlink(missing_ok=True)
+    # Serialised in memory and written by us: the file gets the usual permissions (umask), not 0600.
+    atomic_write(path, lambda fh: fh.write(serialise(tensors, metadata=header)), what="the tuner file")
     return path
 
 
