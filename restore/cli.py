@@ -170,6 +170,31 @@ def tune(
 
 
 @app.command()
+def bench(
+    task: str = typer.Option(..., help="denoise | sr | deblur | inpaint"),
+    dataset: list[Path] = typer.Option(..., "--dataset", "-d", help="folder of clean images (one or more)"),
+    models: str = typer.Option(..., "--models", "-m", help="comma-separated: restorers, bm3d; options as rddm:steps=5"),
+    output: Path = typer.Option(Path("results"), "-o", "--output", help="folder for the JSON lines, summaries, plots"),
+    sigma: Optional[list[float]] = typer.Option(None, help="noise std(s), 0-255 units: --sigma 15 25 50"),
+    scale: Optional[list[int]] = typer.Option(None, help="sr factor(s): --scale 2 4 (default 4)"),
+    kernel: Optional[str] = typer.Option(None, help=KERNEL_HELP + " (default gaussian:1.6)"),
+    missing: Optional[list[float]] = typer.Option(None, help="inpaint: fraction(s) of pixels missing (default 0.5)"),
+    limit: Optional[int] = typer.Option(None, help="only the first N images of each dataset (sorted by name)"),
+    crop: Optional[int] = typer.Option(None, help="score the central CROP x CROP of each image (for slow models)"),
+    seed: int = typer.Option(0, help="seed of the degradations and of stochastic models"),
+    device: str = typer.Option("cpu", help="cpu, cuda, cuda:1, ..."),
+    threads: Optional[int] = typer.Option(None, help="CPU threads for torch and OpenCV (default: torch's)"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
+) -> None:
+    """Benchmark restorers and peers on datasets: per-image JSON lines, a Markdown summary, a plot; resumable."""
+    from restore.commands.bench_job import run_bench_command
+
+    guarded(lambda: run_bench_command(
+        task=task, datasets=dataset, models=models, output=output, sigmas=sigma or [], scales=scale or [], kernel=kernel,
+        missing=missing or [], limit=limit, crop=crop, seed=seed, device=device, threads=threads, quiet=quiet))
+
+
+@app.command()
 def models() -> None:
     """List restorers, their tasks, shipped weights and measured scores."""
     from restore.commands.list_models import print_models
@@ -177,9 +202,32 @@ def models() -> None:
     guarded(print_models)
 
 
+# Options of `restore bench` that take several values after one flag (--sigma 15 25 50).
+MULTI_VALUE = {"bench": ("--sigma", "--scale", "--missing")}
+
+
+def spread_values(argv: list[str]) -> list[str]:
+    """``--sigma 15 25 50`` -> ``--sigma 15 --sigma 25 --sigma 50`` for the options that take several values.
+
+    Click options take one value per flag; this keeps the shorter form the docs use.
+    """
+    if not argv or argv[0] not in MULTI_VALUE:
+        return argv
+    out, flag = [], None
+    for token in argv:
+        if token.startswith("-"):
+            flag = token if token in MULTI_VALUE[argv[0]] else None
+            out.append(token)
+        elif flag is not None and out[-1] != flag:
+            out += [flag, token]
+        else:
+            out.append(token)
+    return out
+
+
 def main() -> None:
     """Console-script entry point."""
-    app(prog_name="restore")
+    app(args=spread_values(sys.argv[1:]), prog_name="restore")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,1 @@
+"""Benchmarks of the toolkit's restorers: tasks x datasets x methods, one protocol written into every result."""
