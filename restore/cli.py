@@ -195,11 +195,13 @@ def bench(
 
 
 @app.command()
-def models() -> None:
-    """List restorers, their tasks, shipped weights and measured scores."""
+def models(
+    markdown: bool = typer.Option(False, "--markdown", help="the shipped weights as a Markdown table (README's)"),
+) -> None:
+    """List restorers, their tasks, shipped weights with their data, training budget and measured scores."""
     from restore.commands.list_models import print_models
 
-    guarded(print_models)
+    guarded(lambda: print_models(markdown))
 
 
 # Options of `restore bench` that take several values after one flag (--sigma 15 25 50).

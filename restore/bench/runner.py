@@ -1,6 +1,7 @@
 """``restore bench``: tasks x datasets x methods, scored under one written protocol, resumable.
 
 For each dataset it writes, under the output folder, ``<task>_<dataset>.jsonl``
+(``<task>_<dataset>_crop<N>.*`` with ``--crop N``)
 (one record per image, setting and method, appended as each finishes),
 ``<task>_<dataset>.md`` and ``.json`` (the summary with its protocol, machine
 and command) and, when matplotlib is installed, ``<task>_<dataset>.png`` (PSNR
@@ -102,7 +103,8 @@ def _run_dataset(job: BenchJob, dataset: Path, methods: dict[str, Method]) -> li
     paths = list_images(dataset)[: job.limit]
     if not paths:
         raise RestoreError(f"{dataset}: no images (png, jpg, tif, bmp) found")
-    stem = job.out_dir / f"{job.task}_{dataset.name}"
+    # Cropped runs are another protocol: their summary must not replace the whole-image one.
+    stem = job.out_dir / (f"{job.task}_{dataset.name}" + (f"_crop{job.crop}" if job.crop else ""))
     jsonl = stem.with_name(stem.name + ".jsonl")
     proto = protocol(job)
     pid = protocol_id({"task": job.task, "seed": job.seed, "crop": job.crop, "version": PROTOCOL_VERSION})
