@@ -12,16 +12,12 @@ Example:
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
-import platform
-import subprocess
 import sys
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 
 import cv2
@@ -33,6 +29,10 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))  # run from a checkout without `pip install -e .` too
 
 import restore  # noqa: E402
+from restore.bench.cases import seed_for  # noqa: E402
+from restore.bench.methods import build_method  # noqa: E402
+from restore.bench.provenance import cpu_model, git_commit, machine_info  # noqa: E402, F401 - other scripts import them from here
+from restore.bench.published import published_for  # noqa: E402
 from restore.errors import RestoreError  # noqa: E402
 from restore.io import list_images, read_image  # noqa: E402
 from restore.metrics import psnr, ssim  # noqa: E402
@@ -44,16 +44,11 @@ WARMUP_SIDE = 64
 
 Method = Callable[[torch.Tensor, float], torch.Tensor]
 
-# Published numbers (Vaksman, Elad & Milanfar 2020, LIDIA paper tables); never run here.
+# Published numbers (LIDIA paper tables), kept once in restore.bench.published; never run here.
 PUBLISHED = {
-    "gray": {
-        "dataset": "BSD68 (gray)",
-        "rows": {"LIDIA": {15: 31.62, 25: 29.11, 50: 26.16}, "DnCNN": {25: 29.23}},
-    },
-    "rgb": {
-        "dataset": "CBSD68 (color)",
-        "rows": {"LIDIA": {15: 34.03, 25: 31.31, 50: 27.99}, "CBM3D": {15: 33.50, 25: 30.68, 50: 27.36}},
-    },
+    mode: {"dataset": name, "rows": {m: {int(k.split()[1]): v for k, v in row.items()}
+                                      for m, row in published_for("denoise", name, {channels}).rows.items()}}
+    for mode, name, channels in (("gray", "BSD68 (gray)", 1), ("rgb", "CBSD68 (color)", 3))
 }
 
 
@@ -104,9 +99,8 @@ def load_clean(path: Path, color: str) -> torch.Tensor:
 
 
 def noise_seed(seed: int, sigma: float, index: int) -> int:
-    """A 63-bit generator seed from (seed, sigma, image index), stable across runs and machines."""
-    digest = hashlib.sha256(f"{seed}/{sigma:g}/{index}".encode()).digest()
-    return int.from_bytes(digest[:8], "little") & (2**63 - 1)
+    """A 63-bit generator seed from (seed, sigma, image index): ``restore bench``'s rule, so both give the same inputs."""
+    return seed_for(seed, f"{sigma:g}", index)
 
 
 def make_noisy(x: torch.Tensor, sigma: float, seed: int, index: int) -> torch.Tensor:
@@ -119,23 +113,9 @@ def make_noisy(x: torch.Tensor, sigma: float, seed: int, index: int) -> torch.Te
 
 
 def bm3d_method() -> Method:
-    """BM3D / CBM3D from the ``bm3d`` package (profile 'np'; CBM3D in the opponent colour space)."""
-    try:
-        import bm3d
-    except ImportError:
-        raise RestoreError("method bm3d needs the bm3d package: pip install bm3d") from None
-
-    def run(y: torch.Tensor, sigma: float) -> torch.Tensor:
-        arr = y[0].permute(1, 2, 0).numpy().astype(np.float64)
-        if arr.shape[2] == 1:
-            out = bm3d.bm3d(arr[:, :, 0], sigma_psd=sigma / 255)[:, :, None]
-        elif arr.shape[2] == 3:
-            out = bm3d.bm3d_rgb(arr, sigma_psd=sigma / 255)
-        else:
-            raise RestoreError(f"bm3d takes 1 or 3 channels, got {arr.shape[2]}")
-        return torch.from_numpy(np.ascontiguousarray(out, dtype=np.float32)).permute(2, 0, 1)[None]
-
-    return run
+    """BM3D / CBM3D as ``restore bench`` runs it (restore.bench.methods)."""
+    run = build_method("bm3d", "denoise", "cpu").run
+    return lambda y, sigma: run(y, Denoise(sigma / 255), 0)[0]
 
 
 def restorer_method(spec: str, device: str) -> Method:
@@ -172,56 +152,7 @@ def timed(method: Method, y: torch.Tensor, sigma: float) -> tuple[torch.Tensor, 
     return out, time.perf_counter() - start
 
 
-# ------------------------------------------------------------------ provenance
-
-
-def git_commit() -> str:
-    """Short HEAD hash, with '-uncommitted' when the work tree differs from it."""
-    try:
-        git = {"cwd": REPO, "capture_output": True, "text": True, "check": True}
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], **git)
-        dirty = subprocess.run(["git", "status", "--porcelain"], **git)
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return head.stdout.strip() + ("-uncommitted" if dirty.stdout.strip() else "")
-
-
-def cpu_model() -> str:
-    """CPU model name from /proc/cpuinfo (Linux), else what platform reports."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def package_version(name: str) -> str | None:
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return None
-
-
-def machine_info(device: str) -> dict:
-    """The facts a reader needs to compare timings."""
-    info = {
-        "cpu": cpu_model(),
-        "cores": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "opencv_threads": cv2.getNumThreads(),
-        "device": device,
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-        "opencv": cv2.__version__,
-        "bm3d": package_version("bm3d"),
-        "restore": restore.__version__,
-    }
-    if device.startswith("cuda") and torch.cuda.is_available():
-        info["gpu"] = torch.cuda.get_device_name(torch.device(device))
-    return info
+# ------------------------------------------------------------------ provenance (restore.bench.provenance)
 
 
 def protocol(args: argparse.Namespace, names: list[str]) -> dict:
