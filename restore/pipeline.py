@@ -179,14 +179,24 @@ class Pipeline:
         for b in range(y.shape[0]):
             yb = y[b : b + 1]
             results.append(self.restore_block(yb, self.prepared(centre_crop(yb))))
-        if len(results) == 1:
-            return results[0]
-        return Restoration(
-            image=torch.cat([r.image for r in results]),
-            std=torch.cat([r.std for r in results]) if results[0].std is not None else None,
-            samples=torch.cat([r.samples for r in results], dim=1) if results[0].samples is not None else None,
-            info={"per_image": [r.info for r in results]},
-        )
+        return _stack(results)
+
+    def run_batch(self, y: torch.Tensor) -> Restoration:
+        """Restore B x C x H x W ``y`` (images of one size) with the tiles of all images sharing restorer calls.
+
+        The same pixels as :meth:`run`. Images share calls only when preparing
+        leaves the restorer and the operator as they are for every image (a
+        given noise level, no adaptation): what ``prepare`` returns otherwise
+        belongs to one image (an estimated sigma, LIDIA's image mean, an
+        adapted network), so those images run one by one as in :meth:`run`.
+        """
+        groups = [self.prepared(centre_crop(y[b : b + 1])) for b in range(y.shape[0])]
+        if all(self._unprepared(g) for g in groups):
+            return self.restore_block(y, groups[0])
+        return _stack([self.restore_block(y[b : b + 1], g) for b, g in enumerate(groups)])
+
+    def _unprepared(self, groups: list[BandGroup]) -> bool:
+        return all(g.restorer is self.restorer and g.operator is self.operator for g in groups)
 
     def prepared(self, sample: torch.Tensor) -> list[BandGroup]:
         """What every tile of an image runs with, per band group (see ``Restorer.prepare``).
@@ -217,10 +227,11 @@ class Pipeline:
         origin: tuple[int, int] = (0, 0),
         region: tuple[int, int, int, int] | None = None,
     ) -> Restoration:
-        """Restore 1 x C x H x W ``y`` (held off the device) tile by tile.
+        """Restore ``y`` (held off the device) tile by tile.
 
         Args:
-            y: the block, with whatever context around ``region`` it has.
+            y: the block, 1 x C x H x W with whatever context around ``region`` it has; or
+                B x C x H x W, B images of one size that all run with ``groups`` (their tiles share batches).
             groups: from :meth:`prepared`.
             origin: the block's place in the whole image (for positional noise).
             region: (row0, row1, col0, col1) of ``y`` to restore (default all); the
@@ -258,10 +269,13 @@ class Pipeline:
         grid = TileGrid(y.shape[-2], y.shape[-1], tile=tile, overlap=self.overlap, halo=self.halo,
                         multiple=restorer.tile_multiple, region=region)
         h, w = region[1] - region[0], region[3] - region[2]
-        mergers: dict[str, Merger] = {}
+        # One merger per image and output; tiles of every image go through the restorer in shared batches.
+        mergers: list[dict[str, Merger]] = [{} for _ in range(y.shape[0])]
+        items = [(b, t) for b in range(y.shape[0]) for t in grid]
         info: dict = {}
-        bar = tqdm(total=len(grid), unit="tile", disable=not self.progress or len(grid) == 1, leave=False)
-        for batch in grid.batches(self.batch_size):
+        bar = tqdm(total=len(items), unit="tile", disable=not self.progress or len(items) == 1, leave=False)
+        for start in range(0, len(items), self.batch_size):
+            batch = items[start : start + self.batch_size]
             result = self._run_batch(y, batch, restorer, operator, origin)
             info = result.info
             for name in ("image", "std", "samples"):
@@ -270,30 +284,32 @@ class Pipeline:
                     continue
                 if name == "samples":
                     values = values.transpose(0, 1)  # S x B -> B x S: one entry per tile
-                for k, t in enumerate(batch):
-                    if name not in mergers:
+                for k, (b, t) in enumerate(batch):
+                    if name not in mergers[b]:
                         lead = tuple(values.shape[1:-3])
-                        mergers[name] = Merger(values.shape[-3], h * s, w * s, self.overlap * s, lead)
+                        mergers[b][name] = Merger(values.shape[-3], h * s, w * s, self.overlap * s, lead)
                     rows, cols = t.core_in_read(s)
                     r0, r1, c0, c1 = t.core
                     core = ((r0 - region[0]) * s, (r1 - region[0]) * s, (c0 - region[2]) * s, (c1 - region[2]) * s)
-                    mergers[name].add(core, values[k][..., rows, cols])
+                    mergers[b][name].add(core, values[k][..., rows, cols])
             bar.update(len(batch))
         bar.close()
-        merged = {name: m.finalize() for name, m in mergers.items()}
+        merged = {name: torch.stack([m[name].finalize() for m in mergers]) for name in mergers[0]}
         samples = merged.get("samples")
         return Restoration(
-            image=merged["image"][None],
-            std=merged["std"][None] if "std" in merged else None,
-            samples=samples[:, None] if samples is not None else None,
+            image=merged["image"],
+            std=merged.get("std"),
+            samples=samples.transpose(0, 1) if samples is not None else None,  # B x S -> S x B
             info=info,
         )
 
     def _run_batch(
-        self, y: torch.Tensor, batch: list[Tile], restorer: Restorer, operator: Operator, origin: tuple[int, int]
+        self, y: torch.Tensor, batch: list[tuple[int, Tile]], restorer: Restorer, operator: Operator,
+        origin: tuple[int, int],
     ) -> Restoration:
-        windows = [t.read for t in batch]
-        tiles = torch.cat([t.crop(y) for t in batch]).to(self.device, torch.float32)
+        """Restore the tiles of ``batch``, (image index in ``y``, tile) pairs, in one restorer call."""
+        windows = [t.read for _, t in batch]
+        tiles = torch.cat([t.crop(y[b : b + 1]) for b, t in batch]).to(self.device, torch.float32)
         op = operator.for_tiles(windows).to(self.device)
         origins = [(origin[0] + r0, origin[1] + c0) for r0, _, c0, _ in windows]
         result = self._restore(restorer, tiles, op, origins, self.precision)
@@ -313,6 +329,18 @@ class Pipeline:
             result = restorer.restore(tiles, op, generator=generator, noise=noise)
         result.image = result.image.float()
         return result
+
+
+def _stack(results: list[Restoration]) -> Restoration:
+    """One Restoration for a batch of images restored one by one."""
+    if len(results) == 1:
+        return results[0]
+    return Restoration(
+        image=torch.cat([r.image for r in results]),
+        std=torch.cat([r.std for r in results]) if results[0].std is not None else None,
+        samples=torch.cat([r.samples for r in results], dim=1) if results[0].samples is not None else None,
+        info={"per_image": [r.info for r in results]},
+    )
 
 
 def _finite(result: Restoration) -> bool:

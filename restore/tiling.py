@@ -110,17 +110,6 @@ class TileGrid:
                 c = _read_span(j0, j1, self.halo, self.width, min(self.window, self.width))
                 yield Tile(core=(i0, i1, j0, j1), read=(r[0], r[1], c[0], c[1]))
 
-    def batches(self, size: int) -> Iterator[list[Tile]]:
-        """The tiles in lists of at most ``size`` (all with read windows of one shape)."""
-        batch: list[Tile] = []
-        for t in self:
-            batch.append(t)
-            if len(batch) == size:
-                yield batch
-                batch = []
-        if batch:
-            yield batch
-
 
 def ramp(length: int, rise: int, fall: int) -> torch.Tensor:
     """1-D blend weights: raised-cosine rise over ``rise`` samples, fall over ``fall``, 1 between.

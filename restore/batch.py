@@ -1,0 +1,306 @@
+"""``restore.run``: restore many images in one call, resumably, logging every input as it finishes.
+
+>>> import restore
+>>> report = restore.run("photos/**/*.png", task="denoise", model="lidia", sigma=25,
+...                      out_dir="out/", device="cuda", batch_size=8)  # doctest: +SKIP
+>>> print(report)  # doctest: +SKIP
+47 done, 0 skipped, 3 failed (log: out/restore-log.jsonl)
+"""
+from __future__ import annotations
+
+import inspect
+import numbers
+import os
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from time import perf_counter
+from typing import Any
+
+import cv2
+import torch
+from tqdm import tqdm
+
+from restore.batch_inputs import Source, plan_sources, read_source
+from restore.batch_report import BatchReport, JobLog
+from restore.commands.operator_options import build_operator, load_mask, validate_options
+from restore.commands.restore_images import _resize_alpha, check_device, check_model
+from restore.errors import RestoreError
+from restore.io import IMAGE_EXTENSIONS, ImageData, read_image, write_image
+from restore.operators import TASKS
+from restore.operators.noise_level import estimate_sigma
+from restore.pipeline import PRECISIONS, Pipeline
+from restore.restorers import Restorer, available, load
+
+LOG_NAME = "restore-log.jsonl"
+# What one bad input may raise: it is recorded as failed and the batch goes on. Anything else is a bug and stops it.
+INPUT_ERRORS = (RestoreError, cv2.error)
+
+
+@dataclass
+class _Options:
+    """What every input of the job is restored with."""
+
+    task: str
+    model: str
+    out_dir: Path
+    sigma: float | None
+    kernel: str | None
+    scale: int | None
+    mask: str | None
+    device: str
+    batch_size: int
+    tile: int
+    precision: str
+    seed: int
+    overwrite: bool
+
+
+@dataclass
+class _Ready:
+    """An input read and waiting for its restorer call."""
+
+    source: Source
+    image: ImageData
+    sigma: float  # 0-255 units: given, estimated (denoise) or 0
+    key: tuple  # inputs with equal keys run with the same operator and may share restorer calls
+    seconds: float
+
+
+def run(
+    inputs: Any,
+    *,
+    task: str,
+    model: str,
+    out_dir: str | os.PathLike,
+    sigma: float | None = None,
+    kernel: str | None = None,
+    scale: int | None = None,
+    mask: str | os.PathLike | None = None,
+    device: str = "cpu",
+    batch_size: int = 8,
+    tile: int = 512,
+    precision: str = "fp32",
+    seed: int = 0,
+    overwrite: bool = False,
+    log: str | os.PathLike | None = None,
+    progress: bool = True,
+    **model_options: Any,
+) -> BatchReport:
+    """Restore a batch of images into ``out_dir``, skipping those already done.
+
+    Every option is checked before any work: bad ones raise ``RestoreError``.
+    After that one bad input (corrupt, unreadable, wrong channels...) is
+    recorded as failed with its one-line error and the batch goes on. Each
+    result is written atomically as soon as it is ready, with the input's bit
+    depth and alpha, and one JSON line per input is appended (and flushed) to
+    the log, so a killed run keeps what finished. A rerun skips every input whose
+    output exists (no restorer call) and retries the failed ones (they have none).
+
+    Consecutive inputs of one size that run with the same operator (a given
+    sigma, kernel, scale or mask file) go through ``Pipeline.run_batch``: the
+    tiles of up to ``batch_size`` images share restorer calls of up to
+    ``batch_size`` tiles, with the same pixels as one by one. Restorers that
+    prepare each image on its own (LIDIA centres on the image mean; adaptation)
+    and images with an estimated sigma still run one by one, their tiles batched.
+
+    Args:
+        inputs: a glob (``"photos/**/*.png"``, ``**`` recursive), a folder (its images,
+            not recursive), one image path, a list of paths, or an iterable of
+            images: numpy H x W [x C] (uint8, uint16 or float in [0, 1]; a 2nd/4th
+            channel is alpha) or torch C x H x W / 1 x C x H x W floats in [0, 1].
+        task: "denoise", "deblur", "sr" or "inpaint".
+        model: a registered restorer (``restore.available()``) that does ``task``.
+        out_dir: where results go: a file keeps its name, a glob's or folder's
+            sub-folders are kept; arrays become ``image_00000.png``, ... (16-bit for
+            uint16 arrays). A glob takes no file inside ``out_dir`` (an earlier run's
+            outputs), and an output that would be an input is refused.
+        sigma: noise level in 0-255 units; for denoise, estimated per image when None.
+        kernel: deblur kernel spec (``gaussian:STD``, ``motion:LENGTH,ANGLE``, ``FILE.npy``).
+        scale: sr factor (2, 3 or 4; default 4).
+        mask: inpaint mask: an image file (white = observed) or ``random:FRACTION``,
+            drawn per image from ``seed`` and the output's name (the same on a rerun).
+        device: "cpu", "cuda", "cuda:1", ...
+        batch_size: images per group and tiles per restorer call.
+        tile: tile side in input pixels (0: whole images).
+        precision: "fp32", "fp16" or "bf16".
+        seed: seeds stochastic restorers and random masks.
+        overwrite: restore inputs whose output exists instead of skipping them.
+        log: the JSON-lines log (default ``out_dir / "restore-log.jsonl"``), appended to.
+        progress: show a progress bar over the inputs.
+        **model_options: the restorer's own options (e.g. ``samples=50`` for vble).
+
+    Returns:
+        A ``BatchReport``: the records and the done / skipped / failed counts.
+
+    Raises:
+        RestoreError: a bad option or inputs that cannot be planned (nothing matches,
+            two inputs sharing an output, an output over an input), before any work.
+    """
+    opts = _Options(task, model, Path(out_dir), sigma, kernel, scale, None if mask is None else os.fspath(mask),
+                    device, batch_size, tile, precision, seed, overwrite)
+    _check_options(opts, model_options)
+    log_path = _log_path(opts.out_dir, log)
+    sources, count = plan_sources(inputs, opts.out_dir)
+    restorer = load(model, device=device, progress=progress, **model_options)
+    report = BatchReport(log=log_path)
+    with JobLog(log_path, report) as journal, tqdm(total=count, disable=not progress, unit="img", desc=task) as bar:
+        batch = _Batch(opts, restorer, journal, bar)
+        for source in sources:
+            batch.add(source)
+        batch.flush()
+    return report
+
+
+# ------------------------------------------------------------------ checks before any work
+
+
+def _check_options(opts: _Options, model_options: dict[str, Any]) -> None:
+    if opts.task not in TASKS:
+        raise RestoreError(f"task must be one of {', '.join(TASKS)}, got {opts.task!r}")
+    check_model(opts.model, opts.task)
+    for name in ("sigma", "scale"):
+        value = getattr(opts, name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Real)):
+            raise RestoreError(f"{name} must be a number, got {value!r}")
+    validate_options(opts.task, sigma_255=opts.sigma, kernel=opts.kernel, scale=opts.scale, mask=opts.mask)
+    if opts.mask is not None:
+        # A bad fraction or a missing or corrupt mask file fails now, not once per image.
+        if opts.mask.startswith("random:"):
+            load_mask(opts.mask, (8, 8), torch.Generator())
+        else:
+            read_image(opts.mask)
+    check_device(opts.device)
+    _check_count("batch_size", opts.batch_size, 1)
+    _check_count("tile", opts.tile, 0)
+    _check_count("seed", opts.seed, 0)
+    if opts.precision not in PRECISIONS:
+        raise RestoreError(f"precision must be one of {', '.join(PRECISIONS)}, got {opts.precision!r}")
+    if opts.out_dir.exists() and not opts.out_dir.is_dir():
+        raise RestoreError(f"out_dir {opts.out_dir} is a file; expected a folder")
+    _check_model_options(opts.model, model_options)
+
+
+def _check_count(name: str, value: object, least: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < least:
+        raise RestoreError(f"{name} must be an integer >= {least}, got {value!r}")
+
+
+def _check_model_options(model: str, options: dict[str, Any]) -> None:
+    """Refuse options the restorer's constructor does not name (most would swallow them silently)."""
+    params = inspect.signature(available()[model].__init__).parameters
+    named = {n for n, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    named -= {"self", "device", "progress"}
+    unknown = sorted(set(options) - named)
+    if unknown:
+        raise RestoreError(f"model '{model}' takes no option {', '.join(unknown)}; "
+                           f"its options: {', '.join(sorted(named)) or 'none'}")
+
+
+def _log_path(out_dir: Path, log: str | os.PathLike | None) -> Path:
+    path = out_dir / LOG_NAME if log is None else Path(log)
+    if path.suffix.lower() in IMAGE_EXTENSIONS or path.is_dir():
+        raise RestoreError(f"log {path} must be a JSON-lines file path (e.g. {LOG_NAME}), not an image or a folder")
+    return path
+
+
+# ------------------------------------------------------------------ the work
+
+
+class _Batch:
+    """Reads inputs, groups those that may share restorer calls, restores, writes and logs them."""
+
+    def __init__(self, opts: _Options, restorer: Restorer, journal: JobLog, bar: tqdm) -> None:
+        self.opts, self.restorer, self.journal, self.bar = opts, restorer, journal, bar
+        self.pending: list[_Ready] = []
+
+    def add(self, source: Source) -> None:
+        """Skip, fail or queue one input (restoring the queue when it cannot take it)."""
+        if source.error is not None:
+            self._record(source, "failed", error=source.error)
+            return
+        if source.output.exists() and not self.opts.overwrite:
+            self._record(source, "skipped")
+            return
+        start = perf_counter()
+        try:
+            ready = self._read(source, start)
+        except INPUT_ERRORS as e:
+            self._record(source, "failed", seconds=perf_counter() - start, error=_one_line(e))
+            return
+        if self.pending and (len(self.pending) == self.opts.batch_size or self.pending[0].key != ready.key):
+            self.flush()
+        self.pending.append(ready)
+
+    def flush(self) -> None:
+        """Restore and write the queued inputs: together, or one by one when that fails (to blame the right one)."""
+        group, self.pending = self.pending, []
+        if not group:
+            return
+        start = perf_counter()
+        try:
+            images = self._restore(group)
+        except INPUT_ERRORS as e:
+            if len(group) > 1:
+                for ready in group:
+                    self.pending = [ready]
+                    self.flush()
+                return
+            self._record(group[0].source, "failed", group[0].sigma, group[0].seconds + perf_counter() - start,
+                         _one_line(e))
+            return
+        share = (perf_counter() - start) / len(group)
+        for ready, image in zip(group, images):
+            self._write(ready, image, share)
+
+    def _read(self, source: Source, start: float) -> _Ready:
+        image = read_source(source)
+        sigma = self.opts.sigma
+        if sigma is None and self.opts.task == "denoise":
+            sigma = estimate_sigma(image.pixels) * 255
+        mask = self.opts.mask
+        # A random mask is the image's own; a mask file is shared by every image of its size.
+        mask_key = source.output.name if mask is not None and mask.startswith("random:") else mask
+        key = (tuple(image.pixels.shape), sigma, mask_key)
+        return _Ready(source, image, float(sigma or 0.0), key, perf_counter() - start)
+
+    def _restore(self, group: list[_Ready]) -> list[torch.Tensor]:
+        """The restored images of ``group`` (inputs of equal key) from shared restorer calls."""
+        first = group[0]
+        shape = tuple(first.image.pixels.shape[-2:])
+        mask = load_mask(self.opts.mask, shape, self._mask_generator(first.source))
+        op = build_operator(self.opts.task, sigma_255=first.sigma, kernel=self.opts.kernel, scale=self.opts.scale,
+                            mask=mask)
+        pipe = Pipeline(self.restorer, op, tile=self.opts.tile, batch_size=self.opts.batch_size,
+                        device=self.opts.device, precision=self.opts.precision, seed=self.opts.seed)
+        result = pipe.run_batch(torch.cat([r.image.pixels for r in group]))
+        return list(result.image.split(1))
+
+    def _mask_generator(self, source: Source) -> torch.Generator:
+        # Seeded by the output's name, not the input's place in the run, so that a rerun draws the same mask.
+        return torch.Generator().manual_seed(self.opts.seed * 1_000_003 + zlib.crc32(source.output.name.encode()))
+
+    def _write(self, ready: _Ready, image: torch.Tensor, share: float) -> None:
+        start = perf_counter()
+        source = ready.source
+        try:
+            alpha = _resize_alpha(ready.image, image.shape[-2:])
+            write_image(source.output, image, bit_depth=ready.image.bit_depth, alpha=alpha,
+                        overwrite=self.opts.overwrite, protect=[source.path] if source.path is not None else [])
+        except INPUT_ERRORS as e:
+            self._record(source, "failed", ready.sigma, ready.seconds + share + perf_counter() - start, _one_line(e))
+            return
+        self._record(source, "done", ready.sigma, ready.seconds + share + perf_counter() - start)
+
+    def _record(self, source: Source, status: str, sigma: float | None = None, seconds: float = 0.0,
+                error: str | None = None) -> None:
+        self.journal.write({
+            "input": source.label, "output": str(source.output), "status": status,
+            "sigma": None if sigma is None else round(sigma, 3), "seconds": round(seconds, 4),
+            "error": error, "model": self.opts.model, "task": self.opts.task,
+        })
+        self.bar.update(1)
+
+
+def _one_line(error: Exception) -> str:
+    return " ".join(str(error).split()) or type(error).__name__

@@ -1,0 +1,199 @@
+"""What a batch job (``restore.run``) restores: a glob, a folder, paths or arrays, each with its output path.
+
+Files keep their names under ``out_dir``; a glob or a folder keeps the
+sub-folders below its root, so that two ``a.png`` in different folders do not
+collide. Arrays become ``image_00000.png``, ``image_00001.png``, ... (16-bit PNG
+for uint16 arrays, 8-bit otherwise), numbered by their place in ``inputs``.
+"""
+from __future__ import annotations
+
+import glob
+import os
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from restore.errors import RestoreError
+from restore.io import IMAGE_EXTENSIONS, ImageData, from_numpy_image, list_images, read_image
+
+_MAGIC = re.compile(r"[*?\[]")
+_INPUTS_HELP = "an image path, a folder, a glob such as 'photos/**/*.png', a list of paths or an iterable of arrays"
+
+
+@dataclass
+class Source:
+    """One input of a batch job.
+
+    Attributes:
+        label: how the log names it: the path, or ``array[i]``.
+        output: where its result goes.
+        path: the file to read (None for an array).
+        array: the in-memory image (None for a file).
+        error: why it cannot be restored, known before reading it (recorded as failed).
+    """
+
+    label: str
+    output: Path
+    path: Path | None = None
+    array: Any = None
+    error: str | None = None
+
+
+def plan_sources(inputs: Any, out_dir: Path) -> tuple[Iterator[Source], int | None]:
+    """The sources of ``inputs`` and how many there are (None for a one-pass iterator, read lazily).
+
+    Raises:
+        RestoreError: inputs of an unknown kind, a path or glob that finds no image,
+            or two inputs (or an input and an output) that would share a file.
+    """
+    if isinstance(inputs, (str, os.PathLike)):
+        sources = _file_sources(Path(os.path.expanduser(os.fspath(inputs))), out_dir)
+        _refuse_collisions(sources)
+        return iter(sources), len(sources)
+    if isinstance(inputs, torch.Tensor) and inputs.ndim == 4:
+        inputs = list(inputs)  # B x C x H x W: B images
+    if isinstance(inputs, (np.ndarray, torch.Tensor)):
+        raise RestoreError(f"inputs is a single {tuple(inputs.shape)} array: pass a list of images, e.g. [image]")
+    if isinstance(inputs, (list, tuple)):
+        sources = [_item_source(i, item, out_dir) for i, item in enumerate(inputs)]
+        _refuse_collisions(sources)
+        return iter(sources), len(sources)
+    if isinstance(inputs, Iterable):
+        return _lazy_sources(inputs, out_dir), None
+    raise RestoreError(f"inputs must be {_INPUTS_HELP}; got a {type(inputs).__name__}")
+
+
+def read_source(source: Source) -> ImageData:
+    """The source's pixels, alpha and bit depth, as ``restore.io.read_image`` gives them for a file."""
+    if source.path is not None:
+        return read_image(source.path)
+    if isinstance(source.array, torch.Tensor):
+        return _tensor_image(source.array, Path(source.label))
+    if isinstance(source.array, np.ndarray):
+        return _numpy_image(source.array, Path(source.label))
+    raise RestoreError(f"{source.label}: expected an image path, a numpy array or a torch tensor, "
+                       f"got a {type(source.array).__name__}")
+
+
+# ------------------------------------------------------------------ files
+
+
+def _file_sources(path: Path, out_dir: Path) -> list[Source]:
+    """Sources for a folder, one file or a glob (a path that exists is taken as it is, brackets and all)."""
+    if path.is_dir():
+        root, files = path, list_images(path)
+        if not files:
+            raise RestoreError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in folder {path}")
+    elif path.exists():
+        return [Source(str(path), out_dir / path.name, path=path)]
+    elif _MAGIC.search(str(path)):
+        prefix = _prefix(path.parts)
+        root = Path(*prefix) if prefix else Path(".")
+        matches = sorted(Path(m) for m in glob.glob(str(path), recursive=True))
+        files = _outside([m for m in matches if m.suffix.lower() in IMAGE_EXTENSIONS and m.is_file()], root, out_dir)
+        if not files:
+            raise RestoreError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) match {path}")
+    else:
+        raise RestoreError(f"input not found: {path} (expected {_INPUTS_HELP})")
+    return [Source(str(f), out_dir / f.relative_to(root), path=f) for f in files]
+
+
+def _prefix(parts: tuple[str, ...]) -> list[str]:
+    """The leading path parts without glob characters: the folder a glob searches."""
+    prefix = []
+    for part in parts:
+        if _MAGIC.search(part):
+            break
+        prefix.append(part)
+    return prefix
+
+
+def _outside(files: list[Path], root: Path, out_dir: Path) -> list[Path]:
+    """Drop matches inside ``out_dir`` when it lies below the glob's root: they are outputs of an earlier run."""
+    out, top = out_dir.resolve(), root.resolve()
+    if top not in out.parents:
+        return files
+    return [f for f in files if out not in f.resolve().parents]
+
+
+# ------------------------------------------------------------------ lists and iterables
+
+
+def _item_source(index: int, item: Any, out_dir: Path) -> Source:
+    if isinstance(item, (str, os.PathLike)):
+        path = Path(os.path.expanduser(os.fspath(item)))
+        return Source(str(path), out_dir / path.name, path=path)
+    return Source(f"array[{index}]", out_dir / f"image_{index:05d}.png", array=item)
+
+
+def _lazy_sources(inputs: Iterable, out_dir: Path) -> Iterator[Source]:
+    """Sources one at a time: a clash is known only when it comes, so it fails that input alone."""
+    seen: dict[Path, str] = {}
+    for i, item in enumerate(inputs):
+        source = _item_source(i, item, out_dir)
+        source.error = _clash(source, seen)
+        yield source
+
+
+def _refuse_collisions(sources: list[Source]) -> None:
+    """Raise when two sources share an output or an output is any of the inputs (all known up front)."""
+    inputs = {s.path.resolve(): s.label for s in sources if s.path is not None}
+    seen: dict[Path, str] = {}
+    for s in sources:
+        error = _clash(s, seen)
+        if error is None and s.output.resolve() in inputs:
+            error = f"{s.output} would overwrite the input {inputs[s.output.resolve()]}; choose another out_dir"
+        if error is not None:
+            raise RestoreError(error)
+
+
+def _clash(source: Source, seen: dict[Path, str]) -> str | None:
+    """Why ``source`` cannot write its output (another input's output, or the input itself), else None."""
+    dst = source.output.resolve()
+    if source.path is not None and source.path.resolve() == dst:
+        return f"{source.output} is the input {source.label}; choose another out_dir"
+    if dst in seen:
+        return (f"{source.label} and {seen[dst]} would both be written to {source.output}; "
+                f"give a glob or a folder to keep their sub-folders apart")
+    seen[dst] = source.label
+    return None
+
+
+# ------------------------------------------------------------------ arrays
+
+
+def _numpy_image(array: np.ndarray, label: Path) -> ImageData:
+    """An H x W or H x W x C array as a PNG would hold it: 2 or 4 channels end with alpha."""
+    if array.ndim not in (2, 3):
+        raise RestoreError(f"expected an H x W or H x W x C array, got shape {array.shape}")
+    alpha = None
+    if array.ndim == 3 and array.shape[2] in (2, 4):
+        array, alpha = array[:, :, :-1], np.ascontiguousarray(array[:, :, -1])
+    pixels = from_numpy_image(array)
+    _check_png_channels(pixels)
+    depth = 16 if array.dtype == np.uint16 else 8
+    return ImageData(pixels=pixels, alpha=alpha, bit_depth=depth, path=label)
+
+
+def _tensor_image(x: torch.Tensor, label: Path) -> ImageData:
+    """A C x H x W or 1 x C x H x W float tensor in [0, 1]."""
+    if x.ndim == 4 and x.shape[0] == 1:
+        x = x[0]
+    if x.ndim != 3:
+        raise RestoreError(f"expected a C x H x W or 1 x C x H x W tensor, got shape {tuple(x.shape)}")
+    if not x.is_floating_point():
+        raise RestoreError(f"expected a float tensor in [0, 1], got dtype {x.dtype}")
+    pixels = x.detach().to("cpu", torch.float32)[None]
+    _check_png_channels(pixels)
+    return ImageData(pixels=pixels, alpha=None, bit_depth=8, path=label)
+
+
+def _check_png_channels(pixels: torch.Tensor) -> None:
+    # Arrays are written as PNG, which holds gray or RGB: refuse others before restoring, not after.
+    if pixels.shape[1] not in (1, 3):
+        raise RestoreError(f"an array input is written as PNG: 1 or 3 channels (+ alpha), got {pixels.shape[1]}")
