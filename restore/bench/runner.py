@@ -11,6 +11,7 @@ protocol is not redone, so an interrupted run picks up where it stopped.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -161,7 +162,9 @@ def _warm_up(method: Method, setting: Setting, clean: torch.Tensor, seed: int) -
 def _measure(method: Method, case: Case, setting: Setting, seed: int) -> dict:
     """Run one method on one case; a failure becomes a record with its error, not the end of the benchmark."""
     base = {"channels": case.clean.shape[1], "height": case.clean.shape[-2], "width": case.clean.shape[-1],
-            "megapixels": case.clean.shape[-2] * case.clean.shape[-1] / 1e6, "input_psnr": input_psnr(case)}
+            "megapixels": case.clean.shape[-2] * case.clean.shape[-1] / 1e6, "input_psnr": input_psnr(case),
+            # Other jobs on the machine slow a method down: the load says when a time is not comparable.
+            "load_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None}
     start = time.perf_counter()
     try:
         out, info = method.run(case.degraded, case.operator, seed)
