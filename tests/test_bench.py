@@ -15,7 +15,7 @@ from restore.bench.methods import parse_spec, split_specs
 from restore.bench.runner import BenchJob, run_bench
 from restore.cli import app, spread_values
 from restore.errors import RestoreError
-from restore.io import write_image
+from restore.io import read_image, write_image
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -166,3 +166,27 @@ def test_bench_reproduces_the_committed_cbsd68_table_per_image(shared_data, tmp_
     run_bench(job(shared_data / "CBSD68", out, models="nlm,lidia", limit=2))
     for r in lines(out / "denoise_CBSD68.jsonl"):
         assert r["psnr"] == pytest.approx(reference[(r["method"], r["image"])], abs=0.05)
+
+
+def test_a_method_failing_on_one_image_is_listed_and_retried(tiny_dataset, tmp_path, monkeypatch):
+    real = bench_methods._restorer_runner
+
+    def flaky(*args):
+        run = real(*args)
+
+        def maybe_fail(y, operator, seed):
+            if y.shape[-1] == 64 and float(y.mean()) == float(fail_on[0].mean()):
+                raise RestoreError("simulated failure")
+            return run(y, operator, seed)
+
+        return maybe_fail
+
+    out = tmp_path / "results"
+    fail_on = [degrade(Setting("denoise", sigma=25), read_image(tiny_dataset / "im1.png").pixels, 0, 1).degraded]
+    monkeypatch.setattr(bench_methods, "_restorer_runner", flaky)
+    run_bench(job(tiny_dataset, out))
+    md = (out / "denoise_tiny.md").read_text()
+    assert "| nlm | 2 |" in md and "im1.png sigma 25 nlm: simulated failure" in md
+    monkeypatch.setattr(bench_methods, "_restorer_runner", real)
+    run_bench(job(tiny_dataset, out))
+    assert "| nlm | 3 |" in (out / "denoise_tiny.md").read_text()

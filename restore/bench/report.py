@@ -73,6 +73,9 @@ def markdown(report: dict) -> str:
         lines += _table([r for r in report["summary"] if r["setting"] == setting], proto["task"])
         lines += _published(report["published"], setting, proto["task"])
         lines.append("")
+    if report["failures"]:
+        lines += ["## Failed runs (not in the means)", ""]
+        lines += [f"- {r['image']} {r['setting']} {r['method']}: {r['error']}" for r in report["failures"]] + [""]
     lines += ["## Protocol", ""] + [f"- **{k}**: {v}" for k, v in proto.items()]
     lines += ["", "## Methods", ""] + [f"- **{k}**: {v}" for k, v in report["methods"].items()]
     lines += ["", "## Machine", "", "```", json.dumps(machine, indent=2), "```", ""]

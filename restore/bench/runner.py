@@ -1,11 +1,10 @@
 """``restore bench``: tasks x datasets x methods, scored under one written protocol, resumable.
 
-For each dataset it writes, under the output folder, ``<task>_<dataset>.jsonl``
-(``<task>_<dataset>_crop<N>.*`` with ``--crop N``)
-(one record per image, setting and method, appended as each finishes),
-``<task>_<dataset>.md`` and ``.json`` (the summary with its protocol, machine
-and command) and, when matplotlib is installed, ``<task>_<dataset>.png`` (PSNR
-against seconds per image). A record already in the JSON lines under the same
+For each dataset it writes, under the output folder, ``<stem>.jsonl`` (one
+record per image, setting and method, appended as each finishes), ``<stem>.md``
+and ``.json`` (the summary with its protocol, machine and command) and, when
+matplotlib is installed, ``<stem>.png`` (PSNR against seconds per image); the
+stem is ``<task>_<dataset>``, or ``<task>_<dataset>_crop<N>`` with ``--crop N``. A record already in the JSON lines under the same
 protocol is not redone, so an interrupted run picks up where it stopped.
 """
 from __future__ import annotations
@@ -33,6 +32,8 @@ from restore.io import atomic_write, list_images, read_image
 
 # Bumped whenever a change to degradations or scores changes the numbers: older records are then not reused.
 PROTOCOL_VERSION = 1
+# What one method may raise on one image: recorded as that run's error; the benchmark goes on.
+METHOD_ERRORS = (RestoreError, RuntimeError, ValueError)
 # A call on this crop before timing, so that one-off start-up costs are not billed to the first image.
 WARMUP_SIDE = 64
 
@@ -131,10 +132,10 @@ def _run_dataset(job: BenchJob, dataset: Path, methods: dict[str, Method]) -> li
                 continue
             channels.add(clean.shape[1])
             for setting in job.settings:
-                case = degrade(setting, clean, job.seed, index)
-                for spec, method in methods.items():
-                    if finished(path, setting, spec):
-                        continue
+                pending = [spec for spec in methods if not finished(path, setting, spec)]
+                case = degrade(setting, clean, job.seed, index) if pending else None
+                for spec in pending:
+                    method = methods[spec]
                     if spec not in warmed:
                         _warm_up(method, setting, clean, job.seed)
                         warmed.add(spec)
@@ -155,7 +156,7 @@ def _warm_up(method: Method, setting: Setting, clean: torch.Tensor, seed: int) -
     case = degrade(setting, clean[..., :WARMUP_SIDE, :WARMUP_SIDE], seed, -1)
     try:
         method.run(case.degraded, case.operator, seed)
-    except RestoreError:
+    except METHOD_ERRORS:
         pass
 
 
@@ -168,7 +169,7 @@ def _measure(method: Method, case: Case, setting: Setting, seed: int) -> dict:
     start = time.perf_counter()
     try:
         out, info = method.run(case.degraded, case.operator, seed)
-    except (RestoreError, RuntimeError, ValueError) as e:
+    except METHOD_ERRORS as e:
         return base | {"error": str(e).splitlines()[0]}
     seconds = time.perf_counter() - start
     if out.shape != case.clean.shape:
