@@ -3,7 +3,8 @@
 A record is keyed by (protocol, dataset, image, setting, method); the protocol
 id is a hash of everything that changes the numbers other than those keys
 (task, seed, crop, scoring rules), so a run with another protocol never reuses
-a record. A line cut short by a killed run is ignored, not fatal.
+a record. A line cut short by a killed run is ignored, not fatal. Records are
+written with ``restore.jsonl.JsonLinesWriter``.
 """
 from __future__ import annotations
 
@@ -39,28 +40,3 @@ def read_records(path: Path) -> dict[Key, dict]:
         except (json.JSONDecodeError, KeyError, TypeError):
             continue  # half a line from a killed run
     return records
-
-
-class RecordSink:
-    """Appends records to a JSON-lines file, one flushed line each, so a kill loses at most the current image."""
-
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.path = path
-        cut_short = path.is_file() and path.stat().st_size > 0 and not path.read_bytes().endswith(b"\n")
-        self._file = path.open("a")
-        if cut_short:
-            self._file.write("\n")  # end a killed run's partial line, so the next record starts clean
-
-    def write(self, record: dict) -> None:
-        self._file.write(json.dumps(record) + "\n")
-        self._file.flush()
-
-    def close(self) -> None:
-        self._file.close()
-
-    def __enter__(self) -> "RecordSink":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

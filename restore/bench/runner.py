@@ -24,11 +24,12 @@ from restore.bench.cases import DESCRIPTION, SEED_RULE, Case, Setting, degrade
 from restore.bench.methods import Method, build_method
 from restore.bench.provenance import git_commit, machine_info, now_utc
 from restore.bench.published import published_for
-from restore.bench.records import RecordSink, key_of, protocol_id, read_records
+from restore.bench.records import key_of, protocol_id, read_records
 from restore.bench.report import markdown, summarise
 from restore.bench.scoring import PROTOCOL, input_psnr, score
 from restore.errors import RestoreError
 from restore.io import atomic_write, list_images, read_image
+from restore.jsonl import JsonLinesWriter
 
 # Bumped whenever a change to degradations or scores changes the numbers: older records are then not reused.
 PROTOCOL_VERSION = 1
@@ -122,7 +123,7 @@ def _run_dataset(job: BenchJob, dataset: Path, methods: dict[str, Method]) -> li
                - len(todo), disable=not job.progress, unit="run", desc=f"{job.task} {dataset.name}")
     channels: set[int] = set()
     warmed: set[str] = set()
-    with RecordSink(jsonl) as sink:
+    with JsonLinesWriter(jsonl, what="benchmark records") as sink:
         for index, path in enumerate(paths):
             try:
                 clean = _clean(path, job.crop)
