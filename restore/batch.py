@@ -11,7 +11,10 @@ from __future__ import annotations
 import inspect
 import numbers
 import os
+import re
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from time import perf_counter
@@ -163,13 +166,14 @@ def _check_options(opts: _Options, model_options: dict[str, Any]) -> None:
         value = getattr(opts, name)
         if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Real)):
             raise RestoreError(f"{name} must be a number, got {value!r}")
-    validate_options(opts.task, sigma_255=opts.sigma, kernel=opts.kernel, scale=opts.scale, mask=opts.mask)
-    if opts.mask is not None:
-        # A bad fraction or a missing or corrupt mask file fails now, not once per image.
-        if opts.mask.startswith("random:"):
-            load_mask(opts.mask, (8, 8), torch.Generator())
-        else:
-            read_image(opts.mask)
+    with _keyword_names():
+        validate_options(opts.task, sigma_255=opts.sigma, kernel=opts.kernel, scale=opts.scale, mask=opts.mask)
+        if opts.mask is not None:
+            # A bad fraction or a missing or corrupt mask file fails now, not once per image.
+            if opts.mask.startswith("random:"):
+                load_mask(opts.mask, (8, 8), torch.Generator())
+            else:
+                read_image(opts.mask)
     check_device(opts.device)
     _check_count("batch_size", opts.batch_size, 1)
     _check_count("tile", opts.tile, 0)
@@ -179,6 +183,16 @@ def _check_options(opts: _Options, model_options: dict[str, Any]) -> None:
     if opts.out_dir.exists() and not opts.out_dir.is_dir():
         raise RestoreError(f"out_dir {opts.out_dir} is a file; expected a folder")
     _check_model_options(opts.model, model_options)
+
+
+@contextmanager
+def _keyword_names() -> Iterator[None]:
+    """Name ``run``'s keywords, not CLI flags, in the errors of the option checks it shares with the CLI."""
+    try:
+        yield
+    except RestoreError as e:
+        message = re.sub(r"--([a-z][a-z-]*)", lambda m: m.group(1).replace("-", "_"), str(e))
+        raise RestoreError(message) from None
 
 
 def _check_count(name: str, value: object, least: int) -> None:

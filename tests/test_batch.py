@@ -372,6 +372,20 @@ def test_bad_options_raise_before_any_output(tmp_path, options, message):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("options", [
+    {"sigma": -5},
+    {"task": "deblur", "model": "vble", "kernel": "gaussian:x"},
+    {"task": "inpaint", "model": "vble", "mask": "random:half"},
+    {"task": "inpaint", "model": "vble"},
+])
+def test_option_errors_name_keywords_not_cli_flags(tmp_path, options):
+    _tree(tmp_path / "in", 1)
+    kwargs = {"task": "denoise", "model": "nlm", "sigma": 20, "out_dir": tmp_path / "out", "progress": False, **options}
+    with pytest.raises(RestoreError) as raised:
+        restore.run(tmp_path / "in", **kwargs)
+    assert "--" not in str(raised.value), str(raised.value)
+
+
 @pytest.mark.parametrize("inputs, message", [
     ("nothing/**/*.png", "no images"),
     ("missing.png", "not found"),

@@ -128,6 +128,19 @@ def test_sr_scores_the_y_channel_with_a_border_crop(tiny_dataset, tmp_path):
     assert "PSNR RGB" in (out / "sr_tiny.md").read_text()
 
 
+def test_the_overview_gathers_every_task_and_setting_of_the_folder(tiny_dataset, tmp_path):
+    out = tmp_path / "results"
+    run_bench(job(tiny_dataset, out, models="nlm", sigmas=[15.0, 25.0]))
+    (out / "notes.json").write_text("[1, 2]")  # another file: left out, not an error
+    written = run_bench(job(tiny_dataset, out, task="sr", models="bicubic", scales=[2]))
+    assert written[-1] == out / "OVERVIEW.md"
+    page = written[-1].read_text()
+    assert "## Denoising" in page and "## Super-resolution" in page
+    assert "| method | [tiny](denoise_tiny.md) sigma 15 | [tiny](denoise_tiny.md) sigma 25 |" in page
+    summary = json.loads((out / "sr_tiny.json").read_text())["summary"]
+    assert f"| bicubic | {summary[0]['psnr']:.2f} |" in page
+
+
 def test_a_failing_image_is_recorded_and_the_rest_goes_on(tiny_dataset, tmp_path):
     (tiny_dataset / "broken.png").write_bytes(b"not a png")
     out = tmp_path / "results"

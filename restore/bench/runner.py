@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from restore.bench.cases import DESCRIPTION, SEED_RULE, Case, Setting, degrade
 from restore.bench.methods import Method, build_method
+from restore.bench.overview import write_overview
 from restore.bench.provenance import git_commit, machine_info, now_utc
 from restore.bench.published import published_for
 from restore.bench.records import key_of, protocol_id, read_records
@@ -64,7 +65,8 @@ def run_bench(job: BenchJob) -> list[Path]:
     written = []
     for dataset in job.datasets:
         written += _run_dataset(job, dataset, methods)
-    return written
+    overview = write_overview(job.out_dir)
+    return written + ([overview] if overview else [])
 
 
 def _check(job: BenchJob) -> None:

@@ -10,6 +10,7 @@ import torch
 
 from restore.bench.cases import settings_for
 from restore.bench.methods import split_specs
+from restore.bench.overview import OVERVIEW
 from restore.bench.runner import BenchJob, run_bench
 from restore.commands.restore_images import check_device
 from restore.errors import RestoreError
@@ -30,7 +31,7 @@ def run_bench_command(*, task: str, datasets: list[Path], models: str, output: P
                    seed=seed, limit=limit, crop=crop, device=device, progress=not quiet and sys.stderr.isatty(),
                    command="restore " + shlex.join(sys.argv[1:]) if sys.argv[1:2] == ["bench"] else "restore bench")
     for path in run_bench(job):
-        if path.suffix == ".md" and not quiet:
+        if path.suffix == ".md" and path.name != OVERVIEW and not quiet:
             print(path.read_text().split("## Protocol")[0].rstrip())
         if not quiet:
             print(f"wrote {path}", file=sys.stderr)
