@@ -231,6 +231,20 @@ def test_wrong_channels_are_refused(calibration_sets, tuner, camera):
         tuner.restore(camera, Denoise(sigma=25 / 255))  # calibrated on colour images
 
 
+def test_a_tuner_calibrated_on_gray_images_restores_gray_images(calibration_sets, camera):
+    noisy, natural = calibration_sets
+    gray = [[x.mean(dim=1, keepdim=True) for x in images] for images in (noisy, natural)]
+    tuner = DeepOT.calibrate(Smoother(), Denoise(sigma=25 / 255), *gray)
+    op = Denoise(sigma=25 / 255)
+    noisy_camera = op.measure(camera, torch.Generator().manual_seed(0))
+    own = Smoother().restore(noisy_camera, op).image
+    out = tuner.restore(noisy_camera, op).image
+    assert out.shape == camera.shape
+    assert float((out - own).abs().mean()) > 1e-3  # transported, not passed through
+    detail = lambda x: float(torch.diff(x, dim=-1).abs().mean())  # noqa: E731
+    assert detail(out) > detail(own)  # towards nature: sharper than the box filter's output
+
+
 def test_a_tuner_for_another_model_or_task_is_refused(tuner, tmp_path, astronaut):
     path = tuner.save(tmp_path / "smoother.dot")
 
