@@ -141,6 +141,18 @@ def test_the_overview_gathers_every_task_and_setting_of_the_folder(tiny_dataset,
     assert f"| bicubic | {summary[0]['psnr']:.2f} |" in page
 
 
+def test_timings_from_another_machine_are_flagged(tiny_dataset, tmp_path):
+    out = tmp_path / "results"
+    run_bench(job(tiny_dataset, out, models="nlm"))
+    jsonl, md = out / "denoise_tiny.jsonl", out / "denoise_tiny.md"
+    records = lines(jsonl)
+    assert len({r["machine"] for r in records}) == 1 and "more than one machine" not in md.read_text()
+    records[0]["machine"] = "Other CPU, 64 cores, 64 torch threads"  # as if the run had been resumed elsewhere
+    jsonl.write_text("".join(json.dumps(r) + "\n" for r in records))
+    run_bench(job(tiny_dataset, out, models="nlm"))
+    assert "Timings from more than one machine" in md.read_text() and "Other CPU" in md.read_text()
+
+
 def test_a_failing_image_is_recorded_and_the_rest_goes_on(tiny_dataset, tmp_path):
     (tiny_dataset / "broken.png").write_bytes(b"not a png")
     out = tmp_path / "results"

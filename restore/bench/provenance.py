@@ -69,3 +69,9 @@ def machine_info(device: str) -> dict:
     if device.startswith("cuda") and torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(torch.device(device))
     return info
+
+
+def timing_machine(info: dict) -> str:
+    """What a timing was measured on, in one line: "Intel(R) Xeon(R) Processor, 2 cores, 2 torch threads"."""
+    where = f"{info['cpu']}, {info['cores']} cores, {info['torch_threads']} torch threads"
+    return where + (f", {info['gpu']}" if "gpu" in info else "")

@@ -6,6 +6,8 @@ from statistics import fmean
 
 from restore.bench.published import ELSEWHERE, Published
 
+UNRECORDED = "machine not recorded"
+
 
 def _mean(records: list[dict], key: str) -> float | None:
     values = [r[key] for r in records if r.get(key) is not None]
@@ -29,8 +31,19 @@ def summarise(records: list[dict], settings: list[str], methods: list[str]) -> l
                 "seconds_per_image": seconds / len(rs),
                 "mp_per_s": sum(r["megapixels"] for r in rs) / seconds if seconds > 0 else None,
                 "evaluations": rs[0].get("evaluations"),
+                # A resumed run may have measured some images elsewhere: their seconds do not compare.
+                "machines": sorted({r.get("machine") or UNRECORDED for r in rs}),
             })
     return rows
+
+
+def _machines_note(rows: list[dict]) -> list[str]:
+    """A warning under a table whose timings were measured on more than one machine (a run resumed elsewhere)."""
+    machines = {m for r in rows for m in r.get("machines", [])}
+    if len(machines) < 2:
+        return []
+    per_method = "; ".join(f"{r['method']}: {' + '.join(r['machines'])}" for r in rows)
+    return ["", f"Timings from more than one machine, not comparable across them: {per_method}."]
 
 
 def _f(value: float | None, spec: str) -> str:
@@ -70,7 +83,8 @@ def markdown(report: dict) -> str:
              f"Dataset: `{report['dataset_path']}`. Command: `{report['command']}`", ""]
     for setting in report["settings"]:
         lines += [f"## {setting}", ""]
-        lines += _table([r for r in report["summary"] if r["setting"] == setting], proto["task"])
+        rows = [r for r in report["summary"] if r["setting"] == setting]
+        lines += _table(rows, proto["task"]) + _machines_note(rows)
         lines += _published(report["published"], setting, proto["task"])
         lines.append("")
     if report["failures"]:

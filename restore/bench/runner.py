@@ -23,7 +23,7 @@ from tqdm import tqdm
 from restore.bench.cases import DESCRIPTION, SEED_RULE, Case, Setting, degrade
 from restore.bench.methods import Method, build_method
 from restore.bench.overview import write_overview
-from restore.bench.provenance import git_commit, machine_info, now_utc
+from restore.bench.provenance import git_commit, machine_info, now_utc, timing_machine
 from restore.bench.published import published_for
 from restore.bench.records import key_of, protocol_id, read_records
 from restore.bench.report import markdown, summarise
@@ -62,9 +62,10 @@ def run_bench(job: BenchJob) -> list[Path]:
     """Run the whole benchmark; returns the summary files written (Markdown first)."""
     _check(job)
     methods = {spec: build_method(spec, job.task, job.device) for spec in job.models}
+    machine = timing_machine(machine_info(job.device))
     written = []
     for dataset in job.datasets:
-        written += _run_dataset(job, dataset, methods)
+        written += _run_dataset(job, dataset, methods, machine)
     overview = write_overview(job.out_dir)
     return written + ([overview] if overview else [])
 
@@ -104,7 +105,7 @@ def _clean(path: Path, crop: int | None) -> torch.Tensor:
     return x[..., top : top + crop, left : left + crop]
 
 
-def _run_dataset(job: BenchJob, dataset: Path, methods: dict[str, Method]) -> list[Path]:
+def _run_dataset(job: BenchJob, dataset: Path, methods: dict[str, Method], machine: str) -> list[Path]:
     paths = list_images(dataset)[: job.limit]
     if not paths:
         raise RestoreError(f"{dataset}: no images (png, jpg, tif, bmp) found")
@@ -143,7 +144,7 @@ def _run_dataset(job: BenchJob, dataset: Path, methods: dict[str, Method]) -> li
                         _warm_up(method, setting, clean, job.seed)
                         warmed.add(spec)
                     record = _measure(method, case, setting, job.seed) | {
-                        "protocol": pid, "dataset": dataset.name, "image": path.name, "index": index,
+                        "machine": machine, "protocol": pid, "dataset": dataset.name, "image": path.name, "index": index,
                         "setting": setting.label, "method": spec}
                     sink.write(record)
                     done[key_of(record)] = record
