@@ -114,6 +114,30 @@ def test_gray_images_keep_one_channel_and_same_seed_same_image(camera):
     assert psnr(a, camera) > psnr(y.clamp(0, 1), camera) + 4
 
 
+@pytest.mark.parametrize("sigma", [25, 50])
+def test_gray_noise_is_denoised_at_its_luminance_level(camera, sigma):
+    """Copied into three channels, gray noise is sqrt(3) times stronger along luminance than the net expects:
+    the restorer must tell the net so (and scale down past the trained range), not pass sigma as it is."""
+    op = Denoise(sigma=sigma / 255)
+    y = op.measure(camera, torch.Generator().manual_seed(2))
+    rddm = restore.load("rddm")
+    ours = rddm.restore(y, op).image
+    naive = rddm.restore(y.expand(-1, 3, -1, -1).contiguous(), op).image.mean(dim=1, keepdim=True)
+    assert psnr(ours, camera) > psnr(naive, camera) + 2
+
+
+def test_gray_input_scaling_stays_inside_the_trained_noise_range():
+    from restore.diffusion.conditioning import TRAINED_SIGMAS, colour_to_gray, gray_for_colour_net
+
+    y = torch.rand(2, 1, 8, 8)
+    sigma = torch.tensor([10 / 255, 50 / 255])
+    y3, k = gray_for_colour_net(y, sigma, "denoise")
+    told = sigma.reshape(-1, 1, 1, 1) * 3**0.5 * k
+    assert y3.shape == (2, 3, 8, 8) and float(k[0]) == 1.0 and float(k[1]) < 1.0
+    assert float(told[1]) == pytest.approx(TRAINED_SIGMAS["denoise"][1])
+    assert torch.allclose(colour_to_gray(y3, k), y)
+
+
 def test_unshipped_scale_lists_the_scales_that_exist(astronaut):
     y = torch.rand(1, 3, 20, 20)
     with pytest.raises(RestoreError, match=r"no x3 weights; shipped scales: x2, x4"):

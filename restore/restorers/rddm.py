@@ -5,7 +5,7 @@ from pathlib import Path
 
 import torch
 
-from restore.diffusion.conditioning import degraded_start, noise_map
+from restore.diffusion.conditioning import colour_to_gray, degraded_start, gray_for_colour_net, noise_map
 from restore.diffusion.residual import ResidualSchedule, sample
 from restore.errors import RestoreError
 from restore.nets.unet import UNet, UNetConfig, pad_to
@@ -71,7 +71,8 @@ class RddmRestorer(Restorer):
     One net per task: SR x4 (bicubic), Gaussian denoising (sigma 0-55/255, the
     noise level as an input channel), Gaussian deblurring (blind over blur std
     0.5-3.5 px, noise 0-10/255). Gray images go through the colour nets as
-    three equal channels.
+    three equal channels, told the noise level that matches their luminance
+    noise (``gray_for_colour_net``).
 
     Args:
         device: torch device.
@@ -125,14 +126,16 @@ class RddmRestorer(Restorer):
         """Sample on y (B x C x H x W in [0, 1]); returns the estimate in [0, 1], C channels."""
         channels = y.shape[1]
         y = y.to(self.device, torch.float32)
+        sigma = torch.as_tensor(operator.sigma, dtype=torch.float32, device=self.device)
         if channels == 1:
-            y = y.expand(-1, 3, -1, -1)
+            y, k = gray_for_colour_net(y, sigma, operator.task)
+            sigma = sigma.reshape(-1, 1, 1, 1) * 3**0.5 * k
         scale = round(1 / operator.scale)
         x_in, (h, w) = pad_to(degraded_start(y, scale), net.multiple)
         x_in = x_in.contiguous(memory_format=torch.channels_last)
-        sigma = noise_map(x_in, operator.sigma)
+        sigma = noise_map(x_in, sigma)
         z = noise.randn(x_in.shape, device=self.device)
         schedule = ResidualSchedule.make(sum_scale=net.config.extra.get("sum_scale", 0.01))
         x0 = sample(net, schedule, x_in, sigma, z, steps)[..., :h, :w]
-        x = ((x0 + 1) / 2).clamp(0, 1)
-        return x.mean(dim=1, keepdim=True) if channels == 1 else x
+        x = (x0 + 1) / 2
+        return (colour_to_gray(x, k) if channels == 1 else x).clamp(0, 1)

@@ -26,7 +26,14 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from restore.diffusion.conditioning import INPUT_CHANNELS, OUTPUT_CHANNELS, degraded_start, net_input, noise_map
+from restore.diffusion.conditioning import (
+    INPUT_CHANNELS,
+    OUTPUT_CHANNELS,
+    TRAINED_SIGMAS,
+    degraded_start,
+    net_input,
+    noise_map,
+)
 from restore.diffusion.residual import SUM_SCALE, ResidualSchedule
 from restore.nets.unet import UNet, UNetConfig, count_params
 from restore.operators.blur import Blur
@@ -37,9 +44,9 @@ from restore.training.patches import PatchSampler
 from restore.weights import load_state, save_model
 
 TASKS = ("sr", "denoise", "deblur")
-DENOISE_SIGMAS = (0.0, 55 / 255)
+DENOISE_SIGMAS = TRAINED_SIGMAS["denoise"]
 DEBLUR_STDS = (0.5, 3.5)
-DEBLUR_SIGMAS = (0.0, 10 / 255)
+DEBLUR_SIGMAS = TRAINED_SIGMAS["deblur"]
 
 
 OBJECTIVES = ("residual", "both")
