@@ -141,6 +141,14 @@ def test_the_overview_gathers_every_task_and_setting_of_the_folder(tiny_dataset,
     assert f"| bicubic | {summary[0]['psnr']:.2f} |" in page
 
 
+def test_a_setting_the_model_refuses_is_not_run_and_the_summary_says_why(tiny_dataset, tmp_path):
+    out = tmp_path / "results"
+    run_bench(job(tiny_dataset, out, task="sr", models="bicubic,rddm", scales=[2]))
+    assert {r["method"] for r in lines(out / "sr_tiny.jsonl")} == {"bicubic"}  # no error record per image
+    md = (out / "sr_tiny.md").read_text()
+    assert "## Not run" in md and "- rddm at x2: model 'rddm' has no x2 weights" in md and "Failed runs" not in md
+
+
 def test_timings_from_another_machine_are_flagged(tiny_dataset, tmp_path):
     out = tmp_path / "results"
     run_bench(job(tiny_dataset, out, models="nlm"))

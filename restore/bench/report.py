@@ -87,6 +87,9 @@ def markdown(report: dict) -> str:
         lines += _table(rows, proto["task"]) + _machines_note(rows)
         lines += _published(report["published"], setting, proto["task"])
         lines.append("")
+    if report.get("not_run"):
+        lines += ["## Not run (the method refuses the setting)", ""]
+        lines += [f"- {what}: {why}" for what, why in report["not_run"].items()] + [""]
     if report["failures"]:
         lines += ["## Failed runs (not in the means)", ""]
         lines += [f"- {r['image']} {r['setting']} {r['method']}: {r['error']}" for r in report["failures"]] + [""]

@@ -125,7 +125,8 @@ def _run_dataset(job: BenchJob, dataset: Path, methods: dict[str, Method], machi
     bar = tqdm(total=len(job.settings) * len(paths) * len(methods), initial=len(job.settings) * len(paths) * len(methods)
                - len(todo), disable=not job.progress, unit="run", desc=f"{job.task} {dataset.name}")
     channels: set[int] = set()
-    warmed: set[str] = set()
+    # (method, setting) -> None once warmed up, or why the method refuses the setting (then it is not run at all).
+    warmed: dict[tuple[str, str], str | None] = {}
     with JsonLinesWriter(jsonl, what="benchmark records") as sink:
         for index, path in enumerate(paths):
             try:
@@ -140,9 +141,11 @@ def _run_dataset(job: BenchJob, dataset: Path, methods: dict[str, Method], machi
                 case = degrade(setting, clean, job.seed, index) if pending else None
                 for spec in pending:
                     method = methods[spec]
-                    if spec not in warmed:
-                        _warm_up(method, setting, clean, job.seed)
-                        warmed.add(spec)
+                    if (spec, setting.label) not in warmed:
+                        warmed[spec, setting.label] = _warm_up(method, setting, clean, job.seed)
+                    if warmed[spec, setting.label] is not None:
+                        bar.update(1)
+                        continue
                     record = _measure(method, case, setting, job.seed) | {
                         "machine": machine, "protocol": pid, "dataset": dataset.name, "image": path.name, "index": index,
                         "setting": setting.label, "method": spec}
@@ -152,16 +155,27 @@ def _run_dataset(job: BenchJob, dataset: Path, methods: dict[str, Method], machi
                     if "error" in record:
                         job.say(f"error: {path.name} {setting.label} {spec}: {record['error']}")
     bar.close()
-    return _write_summary(job, dataset, stem, proto, pid, paths, done, channels, methods)
+    refused = {f"{spec} at {label}": why for (spec, label), why in warmed.items() if why is not None}
+    for what, why in refused.items():
+        job.say(f"not run: {what}: {why}")
+    return _write_summary(job, dataset, stem, proto, pid, paths, done, channels, methods, refused)
 
 
-def _warm_up(method: Method, setting: Setting, clean: torch.Tensor, seed: int) -> None:
-    """One untimed call on a small crop (lazy initialisation, allocator warm-up); failures show up when timed."""
+def _warm_up(method: Method, setting: Setting, clean: torch.Tensor, seed: int) -> str | None:
+    """One untimed call on a small crop (lazy initialisation, allocator warm-up).
+
+    Returns the one-line reason when the method refuses the setting itself
+    (``RestoreError``: rddm has no x2 weights, say): it is then not run on any
+    image and the summary says why. Other failures show up when timed.
+    """
     case = degrade(setting, clean[..., :WARMUP_SIDE, :WARMUP_SIDE], seed, -1)
     try:
         method.run(case.degraded, case.operator, seed)
+    except RestoreError as e:
+        return str(e).splitlines()[0]
     except METHOD_ERRORS:
         pass
+    return None
 
 
 def _measure(method: Method, case: Case, setting: Setting, seed: int) -> dict:
@@ -183,7 +197,7 @@ def _measure(method: Method, case: Case, setting: Setting, seed: int) -> dict:
 
 
 def _write_summary(job: BenchJob, dataset: Path, stem: Path, proto: dict, pid: str, paths: list[Path],
-                   done: dict, channels: set[int], methods: dict[str, Method]) -> list[Path]:
+                   done: dict, channels: set[int], methods: dict[str, Method], refused: dict[str, str]) -> list[Path]:
     names = {p.name for p in paths}
     records = [r for r in done.values() if r["protocol"] == pid and r["dataset"] == dataset.name and r["image"] in names]
     settings = [s.label for s in job.settings]
@@ -193,7 +207,7 @@ def _write_summary(job: BenchJob, dataset: Path, stem: Path, proto: dict, pid: s
               "command": job.command, "protocol": proto, "protocol_id": pid,
               "methods": {spec: m.description for spec, m in methods.items()},
               "summary": summarise(records, settings, list(methods)),
-              "published": published, "failures": [r for r in records if "error" in r]}
+              "published": published, "failures": [r for r in records if "error" in r], "not_run": refused}
     md, js = stem.with_name(stem.name + ".md"), stem.with_name(stem.name + ".json")
     atomic_write(md, lambda f: f.write(markdown(report).encode()), what="summary")
     atomic_write(js, lambda f: f.write((json.dumps(report, indent=1, default=vars) + "\n").encode()), what="summary")
