@@ -91,7 +91,7 @@ def protocol(job: BenchJob) -> dict:
             "degradation": DESCRIPTION[job.task], "seeds": SEED_RULE,
             "scores": PROTOCOL[job.task], **{k: PROTOCOL[k] for k in ("data range", "ssim", "lpips", "mean")},
             "timing": f"perf_counter around the restore call (result moved to the CPU inside it), after one "
-                      f"warm-up call on a {WARMUP_SIDE} x {WARMUP_SIDE} crop"}
+                      f"warm-up call per method and setting on a {WARMUP_SIDE} x {WARMUP_SIDE} crop"}
 
 
 def _clean(path: Path, crop: int | None) -> torch.Tensor:
