@@ -14,7 +14,7 @@ DATA=${DATA:-../shared/data}
 OUT=benchmarks/results/bench
 COMMON=(--threads 2 -q -o "$OUT")
 
-denoise_cbsd68() { restore bench --task denoise --dataset "$DATA/CBSD68" --sigma 25 --models lidia,bm3d,nlm,rddm "${COMMON[@]}"; }
+denoise_cbsd68() { restore bench --task denoise --dataset "$DATA/CBSD68" --sigma 15 25 50 --models lidia,bm3d,nlm,rddm "${COMMON[@]}"; }
 denoise_set12() { restore bench --task denoise --dataset "$DATA/Set12" --sigma 15 25 50 --models lidia,bm3d,nlm,rddm "${COMMON[@]}"; }
 denoise_ffhq() { restore bench --task denoise --dataset "$DATA/FFHQ_samples" --sigma 25 --models lidia,bm3d,nlm,rddm,vble "${COMMON[@]}"; }
 sr_set5() { restore bench --task sr --scale 2 4 --dataset "$DATA/Set5" --models bicubic,onestep-sr,rddm "${COMMON[@]}"; }

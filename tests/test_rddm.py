@@ -136,6 +136,8 @@ def test_gray_input_scaling_stays_inside_the_trained_noise_range():
     assert y3.shape == (2, 3, 8, 8) and float(k[0]) == 1.0 and float(k[1]) < 1.0
     assert float(told[1]) == pytest.approx(TRAINED_SIGMAS["denoise"][1])
     assert torch.allclose(colour_to_gray(y3, k), y)
+    _, k_sr = gray_for_colour_net(y, sigma, "sr")  # SR nets saw no noise: nothing to scale into
+    assert torch.equal(k_sr, torch.ones_like(k_sr))
 
 
 def test_unshipped_scale_lists_the_scales_that_exist(astronaut):

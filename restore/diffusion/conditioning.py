@@ -50,7 +50,9 @@ def gray_for_colour_net(y: torch.Tensor, sigma: torch.Tensor | float, task: str)
     top = TRAINED_SIGMAS[task][1]
     sigma = torch.as_tensor(sigma, dtype=y.dtype, device=y.device).reshape(-1, 1, 1, 1)
     luminance_sigma = sigma * 3**0.5
-    k = torch.where(luminance_sigma > top, top / luminance_sigma.clamp(min=1e-12), torch.ones_like(sigma))
+    # A net trained without noise (SR) has no range to scale into: scaling would only darken the image.
+    too_strong = (luminance_sigma > top) & (top > 0)
+    k = torch.where(too_strong, top / luminance_sigma.clamp(min=1e-12), torch.ones_like(sigma))
     return (y * k).expand(-1, 3, -1, -1), k
 
 
