@@ -186,7 +186,7 @@ def bench(
     threads: Optional[int] = typer.Option(None, help="CPU threads for torch and OpenCV (default: torch's)"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
 ) -> None:
-    """Benchmark restorers and peers on datasets: per-image JSON lines, a Markdown summary, a plot; resumable."""
+    """Benchmark restorers and peers on datasets: per-image JSON lines, a summary and plot, OVERVIEW.md; resumable."""
     from restore.commands.bench_job import run_bench_command
 
     guarded(lambda: run_bench_command(
