@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The `restore bench` commands behind every table in benchmarks/results/bench/, in one place.
 #
-#   bash benchmarks/bench_tables.sh            # all of them (about 1.5 h on a 2-core CPU)
+#   bash benchmarks/bench_tables.sh            # all of them (about 2.5 h on a 2-core CPU)
 #   bash benchmarks/bench_tables.sh sr_set5    # one of them by name
 #
 # Each run is resumable: records already in a table's .jsonl are not redone, so a
