@@ -47,7 +47,7 @@ class BatchReport:
         return [r for r in self.records if r["status"] == "failed"]
 
 
-class JobLog:
+class JobLog(JsonLinesWriter):
     """The batch log: each input's record appended and flushed, and kept in the report.
 
     Args:
@@ -56,22 +56,12 @@ class JobLog:
     """
 
     def __init__(self, path: Path, report: BatchReport) -> None:
-        self._lines = JsonLinesWriter(path, what="log")
+        super().__init__(path, what="log")
         self.report = report
 
     def write(self, record: dict) -> None:
         """Log and keep one input's record."""
         if record["status"] not in STATUSES:
             raise ValueError(f"status must be one of {', '.join(STATUSES)}, got {record['status']!r}")
-        self._lines.write(record)
+        super().write(record)
         self.report.records.append(record)
-
-    def close(self) -> None:
-        """Close the file."""
-        self._lines.close()
-
-    def __enter__(self) -> JobLog:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import IO
+from typing import IO, Self
 
 from restore.errors import RestoreError
 
@@ -17,7 +17,7 @@ class JsonLinesWriter:
     def __init__(self, path: Path, what: str = "log") -> None:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            cut_short = path.is_file() and path.stat().st_size > 0 and not path.read_bytes().endswith(b"\n")
+            cut_short = _ends_mid_line(path)
             self._file: IO[str] = open(path, "a", encoding="utf-8")
         except OSError as exc:
             raise RestoreError(f"{path}: cannot open the {what} ({exc.strerror or exc})") from None
@@ -33,8 +33,17 @@ class JsonLinesWriter:
     def close(self) -> None:
         self._file.close()
 
-    def __enter__(self) -> JsonLinesWriter:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _ends_mid_line(path: Path) -> bool:
+    """Whether ``path`` exists and its last byte is not a newline (a killed run's partial line); reads that byte only."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return False
+    with open(path, "rb") as f:
+        f.seek(-1, 2)
+        return f.read(1) != b"\n"

@@ -34,7 +34,7 @@ def load_summaries(folder: Path) -> list[dict]:
 
 
 def column_label(report: dict, setting: str) -> str:
-    """"[CBSD68 crops](deblur_CBSD68_crop256.md) gaussian:2.0, sigma 2.55": where the numbers come from."""
+    """Where a column's numbers come from, e.g. ``[CBSD68 crops](deblur_CBSD68_crop256.md) gaussian:2.0, sigma 2.55``."""
     crop = report["protocol"]["clean"]
     where = report["dataset"] + (" crops" if "crop" in crop else "")
     return f"[{where}]({report['file']}) {setting}"
