@@ -42,10 +42,11 @@ def gray_for_colour_net(y: torch.Tensor, sigma: torch.Tensor | float, task: str)
     A gray image copied into three channels has all its noise in the luminance
     direction (1, 1, 1)/sqrt(3), with std sqrt(3) sigma there, where a colour
     net expects sigma in every direction: told sigma, it leaves most of the
-    noise (Set12, sigma 25: 25.0 dB). Told sqrt(3) sigma, its luminance noise is
-    the one it expects (29.9 dB). Where sqrt(3) sigma exceeds the trained range,
-    the image is scaled by k < 1 first, so that sqrt(3) k sigma is the range's
-    top (sigma 50: 26.5 dB instead of 19.5). Undo with ``colour_to_gray(x, k)``.
+    noise (Set12, sigma 25: 24.86 dB). Told sqrt(3) sigma, its luminance noise
+    is the one it expects (29.56 dB). Where sqrt(3) sigma exceeds the trained
+    range, the image is scaled by k < 1 first, so that sqrt(3) k sigma is the
+    range's top (sigma 50: 26.17 dB instead of 19.35). Undo with
+    ``colour_to_gray(x, k)``. Figures: benchmarks/results/rddm_gray.md.
     """
     top = TRAINED_SIGMAS[task][1]
     sigma = torch.as_tensor(sigma, dtype=y.dtype, device=y.device).reshape(-1, 1, 1, 1)
