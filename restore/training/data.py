@@ -67,8 +67,8 @@ class WeightAverage:
 
     @torch.no_grad()
     def update(self, model: torch.nn.Module) -> None:
-        for avg, cur in zip(self.model.parameters(), model.parameters()):
-            avg.lerp_(cur, 1 - self.decay)
+        # One multi-tensor kernel instead of one small lerp per parameter.
+        torch._foreach_lerp_(list(self.model.parameters()), list(model.parameters()), 1 - self.decay)
         for avg, cur in zip(self.model.buffers(), model.buffers()):
             avg.copy_(cur)
 

@@ -1,0 +1,126 @@
+"""``campaign run``: train the queue for a wall-clock budget, saving often, stopping cleanly on a signal."""
+from __future__ import annotations
+
+import signal
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from restore.training.campaign.job import MODELS_DIR, Job
+from restore.training.campaign.schedule import next_job
+from restore.training.campaign.state import CampaignState, load_state, save_state
+from restore.training.campaign.trainer import Trainer, cpu_clock, fresh_state
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """How a run spends its time.
+
+    Args:
+        minutes: wall-clock budget of the whole run.
+        threads: torch threads (1 while a person works on the machine).
+        device: "cpu" or "cuda".
+        slice_minutes: time one model trains before the schedule picks again.
+        save_seconds: the longest stretch between two saves of the model in training
+            (a SIGKILL loses at most this much).
+        validate_seconds: CPU seconds of training between two validations of a model.
+    """
+
+    minutes: float
+    threads: int = 1
+    device: str = "cpu"
+    slice_minutes: float = 5.0
+    save_seconds: float = 600.0
+    validate_seconds: float = 900.0
+    models_dir: Path = MODELS_DIR
+
+
+class StopSignal:
+    """Set by SIGTERM or SIGINT: the step loop finishes its step, saves and returns."""
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._handle)
+
+    def _handle(self, signum, frame) -> None:  # noqa: ARG002
+        self.received = signum
+
+    def __bool__(self) -> bool:
+        return self.received is not None
+
+
+def validate_into(job: Job, trainer: Trainer) -> None:
+    """Validation of the weight average (and, once per shipped file, of the shipped weights) into the state."""
+    state = trainer.state
+    sha = job.shipped_sha()
+    if not state.shipped_validation or state.shipped_validation.get("sha256") != sha:
+        state.shipped_validation = {"sha256": sha, **job.validate(job.shipped_model().to(trainer.device))}
+    state.last_validation = {"steps": state.steps, "cpu_seconds": round(state.cpu_seconds), **job.validate(trainer.average.model)}
+    trainer.validated_at = state.cpu_seconds
+
+
+def _save(job: Job, trainer: Trainer, models_dir: Path) -> None:
+    save_state(trainer.to_state(), job.state_path(models_dir))
+
+
+def _load(job: Job, models_dir: Path) -> CampaignState:
+    return load_state(job.state_path(models_dir)) or fresh_state(job)
+
+
+def run_campaign(jobs: list[Job], settings: RunSettings, log=print) -> dict[str, int]:
+    """Train ``jobs`` by priority for ``settings.minutes``; returns the steps each made."""
+    torch.set_num_threads(settings.threads)
+    device = torch.device(settings.device)
+    stop = StopSignal()
+    deadline = time.monotonic() + settings.minutes * 60
+    trainers: dict[str, Trainer] = {}
+    spent: dict[str, float] = {}
+    cache: dict = {}
+    active = list(jobs)
+    while active and not stop and time.monotonic() < deadline:
+        job = next_job(active, spent)
+        try:
+            trainer = trainers.get(job.name)
+            if trainer is None:
+                trainer = trainers[job.name] = Trainer(job, _load(job, settings.models_dir), device, cache)
+                log(f"{job.name}: resumed at step {trainer.state.steps:,} ({trainer.state.cpu_seconds / 3600:.2f} CPU-h)")
+            spent[job.name] = spent.get(job.name, 0.0) + _train_slice(job, trainer, settings, stop, deadline, log)
+        except Exception as e:  # one broken model must not stop the others' training
+            log(f"{job.name}: dropped from this run: {type(e).__name__}: {e}")
+            log(traceback.format_exc())
+            active.remove(job)
+            trainers.pop(job.name, None)
+    if stop:
+        log(f"stopped by signal {stop.received}; every model in training was saved")
+    return {name: t.run["steps"] for name, t in trainers.items()}
+
+
+def _train_slice(job: Job, trainer: Trainer, settings: RunSettings, stop: StopSignal, deadline: float, log) -> float:
+    """Train ``job`` for one slice, saving every ``save_seconds``; returns the CPU seconds it took."""
+    start_cpu = cpu_clock()
+    wall = time.monotonic()
+    slice_end = min(deadline, wall + settings.slice_minutes * 60)
+    last_save, last_cpu, smoothed, steps0 = wall, start_cpu, None, trainer.run["steps"]
+    while not stop and time.monotonic() < slice_end:
+        loss = trainer.step()
+        smoothed = loss if smoothed is None else 0.98 * smoothed + 0.02 * loss
+        if time.monotonic() - last_save >= settings.save_seconds:
+            now = cpu_clock()
+            trainer.add_cpu_time(now - last_cpu)
+            last_cpu = now
+            _save(job, trainer, settings.models_dir)
+            last_save = time.monotonic()
+    now = cpu_clock()
+    trainer.add_cpu_time(now - last_cpu)
+    if not stop and trainer.state.cpu_seconds - trainer.validated_at >= settings.validate_seconds:
+        validate_into(job, trainer)
+        log(f"{job.name}: validation {trainer.state.last_validation} (shipped {trainer.state.shipped_validation})")
+    _save(job, trainer, settings.models_dir)
+    steps = trainer.run["steps"] - steps0
+    rate = steps / max(time.monotonic() - wall, 1e-9)
+    log(f"{job.name}: +{steps} steps ({rate:.2f}/s) -> {trainer.state.steps:,}, loss~{smoothed if smoothed is not None else float('nan'):.4f}")
+    return cpu_clock() - start_cpu
