@@ -128,3 +128,135 @@ def test_refuses_other_tasks_and_channel_counts(camera):
         den.restore(torch.rand(1, 1, 5, 40), Denoise(0.1))
     with pytest.raises(restore.RestoreError, match="unknown model"):
         restore.load("no-such-model")
+
+
+# ---- alignment with the authors' code (issue 21 item 0) ----------------------------------------
+
+
+def test_search_images_are_padded_with_minus_one():
+    """As in the authors' code, border patches may pick padding (-1) as neighbours."""
+    from restore.nets.lidia import OUTSIDE
+
+    assert OUTSIDE == -1.0
+    net = Lidia(LidiaConfig.gray()).eval()
+    y = torch.rand(1, 1, 20, 22) * 0.2 + 0.5
+    s0, s1 = net._scales(y)
+    w = net.cfg.window
+    assert torch.all(s0.image[..., :w, :] == -1) and torch.all(s0.image[..., :, -w:] == -1)
+    assert torch.all(s1.image[..., : 2 * w, :] == -1) and torch.all(s1.image[..., :, -2 * w :] == -1)
+    assert torch.all(s0.image[..., w:-w, w:-w] >= 0.5)  # the reflect-padded image inside
+
+
+def test_centre_variance_feature_is_unbiased_variance_times_n():
+    torch.manual_seed(0)
+    net = Lidia(LidiaConfig.gray()).eval()
+    seen = []
+    for br in net.branches:
+        br.weights.register_forward_hook(lambda m, inp, out: seen.append(inp[0]))
+    scales = net._scales(torch.rand(1, 1, 18, 20) * 2 - 1)
+    net._neighbour_weights(scales)
+    n = net.cfg.n
+    for sc, feats in zip(scales, seen):
+        centre = sc.table[sc.index[0]]
+        dev = centre - centre.mean(dim=1, keepdim=True)
+        expected = (dev**2).sum(dim=1) / (n - 1) * n
+        assert torch.allclose(feats[:, -1], expected, rtol=1e-5)
+        assert torch.equal(feats[:, :-1], sc.dist[:, 1:])
+
+
+def _direct_fold_unfold(est, first, b, hq, wq, p, d, smooth):
+    """Loop-level formula: average the patch estimates into an image (optionally over est / first,
+    then [1/4 1/2 1/4] smoothing after a one-pixel reflect pad), cut the patches again (times first)."""
+    h, w = hq + (p - 1) * d, wq + (p - 1) * d
+    img, cnt = torch.zeros(b, h, w, dtype=torch.float64), torch.zeros(h, w, dtype=torch.float64)
+    e = est.double().view(b, hq, wq, p, p)
+    f = first.double().view(b, hq, wq) if smooth else torch.ones(b, hq, wq, dtype=torch.float64)
+    for i in range(hq):
+        for j in range(wq):
+            img[:, i : i + (p - 1) * d + 1 : d, j : j + (p - 1) * d + 1 : d] += e[:, i, j] / f[:, i, j, None, None]
+            cnt[i : i + (p - 1) * d + 1 : d, j : j + (p - 1) * d + 1 : d] += 1
+    img = img / cnt
+    if smooth:
+        padded = torch.zeros(b, h + 2, w + 2, dtype=torch.float64)
+        padded[:, 1:-1, 1:-1] = img
+        padded[:, 0, 1:-1], padded[:, -1, 1:-1] = img[:, 1], img[:, -2]
+        padded[:, :, 0], padded[:, :, -1] = padded[:, :, 2], padded[:, :, -3]
+        k1 = [0.25, 0.5, 0.25]
+        img = sum(k1[u] * k1[v] * padded[:, u : u + h, v : v + w] for u in range(3) for v in range(3))
+    out = torch.empty(b, hq, wq, p, p, dtype=torch.float64)
+    for i in range(hq):
+        for j in range(wq):
+            out[:, i, j] = img[:, i : i + (p - 1) * d + 1 : d, j : j + (p - 1) * d + 1 : d] * f[:, i, j, None, None]
+    return out.view(b * hq * wq, p * p)
+
+
+@pytest.mark.parametrize("dilation, smooth", [(1, False), (2, False), (2, True)])
+def test_aggregation_branch_fold_unfold_is_its_formula(dilation, smooth):
+    """Scale 1 (authors' form): est / w0, dilated fold + average, smoothing, unfold, times w0."""
+    from restore.nets.lidia import _Scale
+
+    torch.manual_seed(0)
+    net = Lidia(LidiaConfig(channels=1, patch=3, width=8))
+    b, hq, wq, p = 2, 5, 6, 3
+    est = torch.randn(b * hq * wq, p * p)
+    first = torch.rand(b * hq * wq) + 0.5
+    sc = _Scale(None, None, None, None, dilation)
+    got = net._fold_unfold(est, sc, b, hq, wq, first if smooth else None)
+    assert torch.allclose(got.double(), _direct_fold_unfold(est, first, b, hq, wq, p, dilation, smooth), atol=1e-6)
+
+
+def test_forward_uses_scale1_smoothing_with_neighbour0_weight():
+    torch.manual_seed(0)
+    net = Lidia(LidiaConfig.gray()).eval()
+    y = torch.rand(1, 1, 18, 20) * 2 - 1
+    calls = []
+    orig = net._fold_unfold
+
+    def spy(est, sc, b, hq, wq, first=None):
+        calls.append((sc.dilation, first))
+        return orig(est, sc, b, hq, wq, first)
+
+    net._fold_unfold = spy
+    with torch.inference_mode():
+        scales = net._scales(y)
+        weights, _ = net._neighbour_weights(scales)
+        net(y)
+    assert calls[0] == (1, None)
+    assert calls[1][0] == 2 and torch.equal(calls[1][1], weights[1][:, 0])
+    legacy = LidiaConfig.from_dict({k: v for k, v in LidiaConfig.gray().to_dict().items() if k != "smooth_scale1"})
+    assert legacy.smooth_scale1 is False and LidiaConfig.gray().smooth_scale1 is True
+
+
+# ---- BatchNorm with batch statistics at inference ---------------------------------------------
+
+
+def test_batch_statistics_mode_equals_train_mode_batchnorm():
+    """With one BN chunk covering the image, the mode is exactly train-mode BatchNorm without the update."""
+    import copy
+
+    torch.manual_seed(0)
+    for cfg in (LidiaConfig.gray(), LidiaConfig.gray(light=False)):
+        net = Lidia(cfg).train()
+        with torch.no_grad():
+            net(torch.rand(1, 1, 24, 24) * 2 - 1)  # running statistics away from their init
+        y = torch.rand(1, 1, 18, 20) * 2 - 1
+        batch = copy.deepcopy(net).eval().use_batch_statistics(chunk=10**9)
+        with torch.no_grad():
+            ref = net(y)
+        with torch.inference_mode():
+            out = batch(y, chunk=64)
+            assert torch.allclose(out, ref, rtol=1e-4, atol=1e-5)
+            chunked = copy.deepcopy(net).eval().use_batch_statistics(chunk=200)(y, chunk=64)
+            assert not torch.allclose(chunked, ref, rtol=1e-4, atol=1e-5)  # BN chunks do normalise apart
+        with pytest.raises(ValueError, match="batch-statistics"):
+            batch.fold_batchnorm()
+
+
+def test_restorer_batch_statistics_option(camera):
+    x = camera[..., :96, :96]
+    op = Denoise(sigma=25 / 255)
+    y = op.measure(x, generator=torch.Generator().manual_seed(0))
+    out = restore.load("lidia", bn="batch").restore(y, op)
+    assert psnr(out.image.clamp(0, 1), x) - psnr(y, x) > 6.0
+    with pytest.raises(restore.RestoreError, match="bn must be"):
+        restore.load("lidia", bn="train")

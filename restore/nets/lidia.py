@@ -22,9 +22,12 @@ from torch import nn
 from restore.nets.lidia_layers import MixedSeparable, NeighbourWeights, Separable, separable_macs
 from restore.nets.patch_search import knn_search, luminance
 
-# Value used to pad the search images: far from any pixel value, so that
-# patches outside the image are never chosen as neighbours.
-OUTSIDE = -4.0
+# Value the search images are padded with, as in the authors' code: -1 is a
+# valid model-unit value, so patches near the border may pick padding as
+# neighbours (their weights were trained that way).
+OUTSIDE = -1.0
+# Positions per BatchNorm batch in batch-statistics mode (the authors' chunk).
+BN_CHUNK = 40_000
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,9 @@ class LidiaConfig:
     k: int = 14
     window: int = 14
     light: bool = True  # LIDIA-S: without the mixed-in second blocks
+    # Scale-1 aggregation as in the authors' code (divide by neighbour 0's weight,
+    # fold, smooth, unfold, multiply back). Off only for weights trained without it.
+    smooth_scale1: bool = True
 
     @classmethod
     def gray(cls, light: bool = True) -> "LidiaConfig":
@@ -48,6 +54,11 @@ class LidiaConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, doc: dict) -> "LidiaConfig":
+        """Config from a weights file's JSON; configs that predate ``smooth_scale1`` were trained without it."""
+        return cls(**{"smooth_scale1": False, **doc})
 
     @property
     def n(self) -> int:
@@ -78,10 +89,9 @@ class LidiaBranch(nn.Module):
         self.to_patch = Separable(v, n, k, 1, relu=False)
         self.from_patch = Separable(n, v, 1, k)
 
-    def features(self, patches: torch.Tensor, dist: torch.Tensor) -> torch.Tensor:
-        """k x N x n neighbour patches and N x k distance features -> k x N x v."""
-        w = self.weights(dist).t().unsqueeze(-1)
-        x = self.first(patches * w)
+    def features(self, patches: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """k x N x n neighbour patches and their N x k weights -> k x N x v."""
+        x = self.first(patches * weights.t().unsqueeze(-1))
         return x if self.second is None else self.second(x)
 
 
@@ -97,6 +107,8 @@ class Lidia(nn.Module):
         self.joint2 = None if cfg.light else MixedSeparable(Separable(v, v, 4 * k, 4 * k, bn=True))
         self.out = Separable(v, cfg.n, 4 * k, 1, relu=False)
         self.beta = nn.Parameter(torch.tensor(0.5))
+        # Positions per BatchNorm batch at inference; None: running statistics (eval mode).
+        self.bn_chunk: int | None = None
 
     # ---- geometry -------------------------------------------------------
     @property
@@ -126,21 +138,35 @@ class Lidia(nn.Module):
         return _Scale(image, dist, index, table, dilation)
 
     # ---- network stages -------------------------------------------------
-    def _distance_features(self, sc: _Scale, patches: torch.Tensor, sl: slice) -> torch.Tensor:
-        centre_var = patches[0].var(dim=1, unbiased=False) * self.cfg.n
-        return torch.cat([sc.dist[sl, 1:], centre_var[:, None]], dim=1)
+    def _neighbour_weights(self, scales: list[_Scale]) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """Per scale, the N x k weight of every neighbour at every position; and the scale-0 centre patches.
 
-    def _part1(self, scales: list[_Scale], sl: slice) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        One MLP pass over all positions: in batch-statistics mode its BatchNorms
+        then see the whole image, as in the authors' code.
+        """
+        weights, centre0 = [], None
+        for branch, sc in zip(self.branches, scales):
+            centre = sc.table[sc.index[0]]  # N x n
+            # The authors' feature: unbiased variance of the centre patch, times n.
+            var = centre.var(dim=1, unbiased=True) * self.cfg.n
+            weights.append(branch.weights(torch.cat([sc.dist[:, 1:], var[:, None]], dim=1)))
+            centre0 = centre if centre0 is None else centre0
+        return weights, centre0
+
+    def _part1(
+        self, scales: list[_Scale], weights: list[torch.Tensor], sl: slice
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """Features and aggregation-branch patch estimates for positions ``sl``."""
         feats, estimates = [], []
-        for branch, sc in zip(self.branches, scales):
-            patches = sc.table[sc.index[:, sl]]
-            x = branch.features(patches, self._distance_features(sc, patches, sl))
+        for branch, sc, w in zip(self.branches, scales, weights):
+            x = branch.features(sc.table[sc.index[:, sl]], w[sl])
             feats.append(x)
             estimates.append(branch.to_patch(x)[0])
         return feats, estimates
 
-    def _part1_all(self, scales: list[_Scale], slices: list[slice]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    def _part1_all(
+        self, scales: list[_Scale], weights: list[torch.Tensor], slices: list[slice]
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """``_part1`` over all positions, chunk by chunk, into preallocated outputs.
 
         Writing each chunk into its place avoids holding every chunk's result and
@@ -148,27 +174,40 @@ class Lidia(nn.Module):
         keep each chunk's working set in cache.
         """
         if len(slices) == 1:
-            return self._part1(scales, slices[0])
+            return self._part1(scales, weights, slices[0])
         total = slices[-1].stop
         ref = scales[0].table
         feats = [ref.new_empty(self.cfg.k, total, self.cfg.width) for _ in scales]
         ests = [ref.new_empty(total, self.cfg.n) for _ in scales]
         for sl in slices:
-            chunk_feats, chunk_ests = self._part1(scales, sl)
+            chunk_feats, chunk_ests = self._part1(scales, weights, sl)
             for j in range(len(scales)):
                 feats[j][:, sl] = chunk_feats[j]
                 ests[j][sl] = chunk_ests[j]
         return feats, ests
 
-    def _fold_unfold(self, est: torch.Tensor, sc: _Scale, b: int, hq: int, wq: int) -> torch.Tensor:
-        """Average overlapping patch estimates into an image, then cut the patches again."""
+    def _fold_unfold(
+        self, est: torch.Tensor, sc: _Scale, b: int, hq: int, wq: int, first: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Average overlapping patch estimates into an image, then cut the patches again.
+
+        With ``first`` (scale 1: the N weights of neighbour 0), as in the authors'
+        code: each estimate is divided by its weight, folded and averaged, smoothed
+        with the [1/4 1/2 1/4] kernel after a one-pixel reflect pad, unfolded, and
+        multiplied by the weight again.
+        """
         p, d = self.cfg.patch, sc.dilation
         size = (hq + (p - 1) * d, wq + (p - 1) * d)
+        if first is not None:
+            est = est / first[:, None]
         cols = est.view(b, hq * wq, -1).transpose(1, 2)
         img = F.fold(cols, size, p, dilation=d)
         count = F.fold(torch.ones_like(cols[:1]), size, p, dilation=d)
-        cols = F.unfold(img / count, p, dilation=d)
-        return cols.transpose(1, 2).reshape(b * hq * wq, -1)
+        img = img / count
+        if first is not None:
+            img = _blur(F.pad(img, [1] * 4, mode="reflect"))
+        cols = F.unfold(img, p, dilation=d).transpose(1, 2).reshape(b * hq * wq, -1)
+        return cols if first is None else cols * first[:, None]
 
     def _part2(self, feats, agg_patches, sl: slice) -> torch.Tensor:
         aggs = [br.from_patch(a[sl].unsqueeze(0)) for br, a in zip(self.branches, agg_patches)]
@@ -190,26 +229,57 @@ class Lidia(nn.Module):
         return (num / den)[:, :, s : s + h, s : s + w]
 
     def forward(self, y: torch.Tensor, chunk: int | None = None) -> torch.Tensor:
-        """Denoise ``y`` (B x C x H x W, model units); ``chunk`` bounds positions per pass."""
+        """Denoise ``y`` (B x C x H x W, model units); ``chunk`` bounds positions per pass.
+
+        In batch-statistics mode (``use_batch_statistics``) the stages holding a
+        BatchNorm run on chunks of ``bn_chunk`` positions instead, each chunk
+        normalised with its own statistics.
+        """
         b, _, h, w = y.shape
         hq, wq = h + self.span, w + self.span
         scales = self._scales(y)
         total = b * hq * wq
-        step = total if chunk is None else chunk
-        slices = [slice(i, min(i + step, total)) for i in range(0, total, step)]
-        feats, ests = self._part1_all(scales, slices)
-        agg = [self._fold_unfold(e, sc, b, hq, wq) for e, sc in zip(ests, scales)]
+        slices = _slices(total, chunk)
+        bn_slices = slices if self.bn_chunk is None else _slices(total, self.bn_chunk)
+        weights, centre = self._neighbour_weights(scales)
+        feats, ests = self._part1_all(scales, weights, slices if self.cfg.light else bn_slices)
+        agg = [
+            self._fold_unfold(e, sc, b, hq, wq, wt[:, 0] if sc.dilation > 1 and self.cfg.smooth_scale1 else None)
+            for e, sc, wt in zip(ests, scales, weights)
+        ]
         del ests
-        centre = scales[0].table[scales[0].index[0]]
-        out = torch.cat([self._part2([f[:, sl] for f in feats], agg, sl) for sl in slices], dim=0)
+        out = torch.cat([self._part2([f[:, sl] for f in feats], agg, sl) for sl in bn_slices], dim=0)
         return self._aggregate(centre - out, b, h, w)
+
+    def use_batch_statistics(self, chunk: int = BN_CHUNK) -> "Lidia":
+        """Normalise with batch statistics at inference, as the authors' code does.
+
+        Every BatchNorm forgets its running statistics; the neighbour-weight MLPs
+        then normalise over all positions of a call, the separable layers over
+        chunks of ``chunk`` positions. Irreversible: use on an inference copy.
+        """
+        if chunk < 1:
+            raise ValueError(f"chunk must be >= 1, got {chunk}")
+        for m in self.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.track_running_stats = False
+                m.running_mean = m.running_var = m.num_batches_tracked = None
+        self.bn_chunk = chunk
+        return self
 
     def fold_batchnorm(self) -> "Lidia":
         """Fold every BatchNorm into the preceding linear map; call after ``eval()``."""
+        if self.bn_chunk is not None:
+            raise ValueError("a network in batch-statistics mode has no running statistics to fold")
         for m in self.modules():
             if m is not self and hasattr(m, "fold_batchnorm"):
                 m.fold_batchnorm()
         return self
+
+
+def _slices(total: int, chunk: int | None) -> list[slice]:
+    step = total if chunk is None else chunk
+    return [slice(i, min(i + step, total)) for i in range(0, total, step)]
 
 
 def _blur(x: torch.Tensor) -> torch.Tensor:

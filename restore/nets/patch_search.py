@@ -43,8 +43,8 @@ def knn_search(
     Args:
         image: B x 1 x (Hq + span + 2*window*dilation) x (Wq + ...) search image, where
             span = (patch - 1) * dilation. It must already be padded by
-            ``window * dilation`` on every side (with a value far from the image's, so
-            that patches outside it are never chosen).
+            ``window * dilation`` on every side (LIDIA pads with -1, as the authors'
+            code does, so border patches may choose padding as neighbours).
         patch: patch width in taps.
         window: half-width of the search window in steps of ``dilation``.
         k: neighbours to keep (the patch itself is always first, distance 0).

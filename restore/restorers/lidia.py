@@ -22,6 +22,8 @@ MIN_SIDE = 16
 # Input context an output pixel depends on: patch, both search windows, the
 # dilated scale and the aggregation branch (56 px measured: tiles with it equal one call).
 HALO = 56
+# BatchNorm at inference: running statistics (folded) or each call's batch statistics.
+BN_MODES = ("eval", "batch")
 
 
 def shipped_models(folder: Path | None = None) -> dict[str, dict[float, str]]:
@@ -52,6 +54,11 @@ class LidiaRestorer(Restorer):
         single_pass: images with no side above this are processed in one call.
         chunk: pixel positions per network pass: 2048 keeps a chunk's widest
             activations (56 x 2048 x 64 floats) near the cache; larger is slower.
+        bn: "eval" (default: BatchNorm with its running statistics, folded into the
+            linear maps) or "batch" (each image normalised with its own statistics,
+            as the authors' code does: over the whole image for the neighbour-weight
+            MLPs, per ``BN_CHUNK`` = 40,000 positions for the separable layers; images
+            go through one at a time, and a tiled image has per-tile statistics).
         weights_dir: where the shipped weights live.
     """
 
@@ -70,9 +77,12 @@ class LidiaRestorer(Restorer):
         tile: int = 256,
         single_pass: int = 512,
         chunk: int = 2048,
+        bn: str = "eval",
         weights_dir: Path | None = None,
         **_: object,
     ) -> None:
+        if bn not in BN_MODES:
+            raise RestoreError(f"bn must be one of {', '.join(BN_MODES)}, got '{bn}'")
         if adapt not in (None, "none", "internal", "external"):
             raise RestoreError(f"adapt must be 'internal' or 'external', got '{adapt}'")
         if adapt == "external" and adapt_ref is None:
@@ -84,6 +94,7 @@ class LidiaRestorer(Restorer):
         self.tile = tile
         self.single_pass = single_pass
         self.chunk = chunk
+        self.bn = bn
         self.weights_dir = weights_dir or WEIGHTS_DIR
         self._catalogue = shipped_models(self.weights_dir)
         self._cache: dict[str, tuple[dict, LidiaConfig]] = {}
@@ -103,14 +114,18 @@ class LidiaRestorer(Restorer):
     def _network(self, name: str) -> tuple[dict, LidiaConfig]:
         if name not in self._cache:
             state, doc = load_model_files(name, self.weights_dir)
-            self._cache[name] = (state, LidiaConfig(**doc["config"]))
+            self._cache[name] = (state, LidiaConfig.from_dict(doc["config"]))
         return self._cache[name]
 
     def _inference_net(self, name: str) -> Lidia:
         """The folded network for ``name``, built once and reused for every image."""
         if name not in self._folded:
-            self._folded[name] = self._build(name).fold_batchnorm()
+            self._folded[name] = self._finish(self._build(name))
         return self._folded[name]
+
+    def _finish(self, net: Lidia) -> Lidia:
+        """The inference form of ``net`` for the chosen BatchNorm mode."""
+        return net.use_batch_statistics() if self.bn == "batch" else net.fold_batchnorm()
 
     def _build(self, name: str) -> Lidia:
         state, cfg = self._network(name)
@@ -143,7 +158,7 @@ class LidiaRestorer(Restorer):
             color = "gray" if sample.shape[1] == 1 else "color"
             name, net_sigma = self.pick_model(color, operator.sigma * 255)
             net = self._adapted(self._build(name), sample, operator.sigma, net_sigma / 255, generator)
-            prepared._folded[name] = net.fold_batchnorm()
+            prepared._folded[name] = self._finish(net)
             prepared.adapt = None  # already adapted: tiles use this network as it is
         return prepared, operator
 
@@ -151,8 +166,9 @@ class LidiaRestorer(Restorer):
     def _restore(self, y: torch.Tensor, operator: Operator, *, generator: torch.Generator | None) -> Restoration:
         if min(y.shape[-2:]) < MIN_SIDE:
             raise RestoreError(f"image {y.shape[-2]}x{y.shape[-1]} is smaller than LIDIA's minimum {MIN_SIDE}x{MIN_SIDE}")
-        if operator.sigma > 0 and not self.adapt:
-            # One known noise level and one network: the whole batch in one pass.
+        if operator.sigma > 0 and not self.adapt and self.bn == "eval":
+            # One known noise level and one network: the whole batch in one pass
+            # (not with batch statistics: an image's output would depend on the others).
             image, info = self._restore_one(y, operator.sigma, generator)
             return Restoration(image=image, info=info)
         outputs, infos = [], []
@@ -173,7 +189,7 @@ class LidiaRestorer(Restorer):
         color = "gray" if y.shape[1] == 1 else "color"
         name, net_sigma = self.pick_model(color, sigma_255)
         if self.adapt:
-            net = self._adapted(self._build(name), y, sigma, net_sigma / 255, generator).fold_batchnorm()
+            net = self._finish(self._adapted(self._build(name), y, sigma, net_sigma / 255, generator))
         else:
             net = self._inference_net(name)
         image = self._denoise(net, y, sigma, net_sigma / 255)
@@ -184,7 +200,7 @@ class LidiaRestorer(Restorer):
         if self.adapt == "internal":
             first = net.__class__(net.cfg)
             first.load_state_dict(net.state_dict())
-            first = first.to(self.device).eval().fold_batchnorm()
+            first = self._finish(first.to(self.device).eval())
             target = self._denoise(first, y, sigma, net_sigma).clamp(0, 1)
             target = torch.round(target * 255) / 255  # the paper adapts on the 8-bit estimate
         else:
