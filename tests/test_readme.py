@@ -151,6 +151,8 @@ SKIP_RULES = [
     SkipRule(r"^(python3?\s+-m\s+)?pytest\b", _always, "runs the test suite itself (recursion); CI runs it"),
     SkipRule(r"--device[\s=]+cuda|device\s*=\s*[\"']cuda", _no_cuda, "needs a CUDA GPU"),
     SkipRule(r"--scheduler[\s=]+tcp://", _always, "needs a running Dask scheduler"),
+    SkipRule(r"restore\.training\.campaign\s+(run|release|adopt)\b", _always,
+             "trains for hours or rewrites the shipped weights; tests/test_campaign.py runs both on a tiny model"),
 ]
 # Dropped from a && chain, the rest of which runs: installing the project is what CI itself does first.
 DROPPED_PARTS = [r"^(python3?\s+-m\s+)?pip3?\s+install\b"]

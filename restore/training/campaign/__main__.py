@@ -47,6 +47,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--minutes", type=_positive(float), required=True, help="wall-clock budget")
     run.add_argument("--threads", type=_positive(int), default=1, help="torch threads (1 while people work here)")
     run.add_argument("--device", default="cpu", help="cpu or cuda")
+    run.add_argument("--batch-scale", type=_positive(int), default=1,
+                     help="batches this many times each recipe's (on a GPU: 8 or more)")
     run.add_argument("--models", nargs="*", default=None, help="train only these (default: the whole queue)")
     run.add_argument("--slice-minutes", type=_positive(float), default=5.0, help="one model's turn")
     run.add_argument("--save-seconds", type=_positive(float), default=600.0, help="longest time between saves")
@@ -66,7 +68,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "run":
         settings = RunSettings(minutes=args.minutes, threads=args.threads, device=args.device,
                                slice_minutes=args.slice_minutes, save_seconds=args.save_seconds,
-                               validate_seconds=args.validate_seconds, models_dir=args.models_dir)
+                               validate_seconds=args.validate_seconds, models_dir=args.models_dir,
+                               batch_scale=args.batch_scale)
         steps = run_campaign(select(jobs, args.models), settings, log=_log)
         _log("run done: " + ", ".join(f"{k} +{v:,}" for k, v in steps.items()))
         print(status_table(jobs, args.models_dir))

@@ -27,6 +27,7 @@ class RunSettings:
         save_seconds: the longest stretch between two saves of the model in training
             (a SIGKILL loses at most this much).
         validate_seconds: CPU seconds of training between two validations of a model.
+        batch_scale: batches this many times the recipe's (a GPU has the throughput for it).
     """
 
     minutes: float
@@ -36,6 +37,7 @@ class RunSettings:
     save_seconds: float = 600.0
     validate_seconds: float = 900.0
     models_dir: Path = MODELS_DIR
+    batch_scale: int = 1
 
 
 class StopSignal:
@@ -86,7 +88,8 @@ def run_campaign(jobs: list[Job], settings: RunSettings, log=print) -> dict[str,
         try:
             trainer = trainers.get(job.name)
             if trainer is None:
-                trainer = trainers[job.name] = Trainer(job, _load(job, settings.models_dir), device, cache)
+                trainer = trainers[job.name] = Trainer(job, _load(job, settings.models_dir), device, cache,
+                                                          settings.batch_scale)
                 log(f"{job.name}: resumed at step {trainer.state.steps:,} ({trainer.state.cpu_seconds / 3600:.2f} CPU-h)")
             spent[job.name] = spent.get(job.name, 0.0) + _train_slice(job, trainer, settings, stop, deadline, log)
         except Exception as e:  # one broken model must not stop the others' training

@@ -32,8 +32,8 @@ def _adam(params, lr: float) -> torch.optim.Adam:
 class Trainer:
     """Trains ``job``'s model from ``state`` on ``device``; ``to_state`` gives back what to save."""
 
-    def __init__(self, job: Job, state: CampaignState, device: torch.device, cache: dict) -> None:
-        self.job, self.state, self.device = job, state, device
+    def __init__(self, job: Job, state: CampaignState, device: torch.device, cache: dict, batch_scale: int = 1) -> None:
+        self.job, self.state, self.device, self.batch_scale = job, state, device, batch_scale
         recipe = job.recipe
         model = job.new_model()
         raw = state.group("model")
@@ -59,7 +59,7 @@ class Trainer:
                     "steps": 0, "cpu_seconds": 0.0, "device": str(device), "threads": torch.get_num_threads()}
         state.runs.append(self.run)
         state.schedule = {"kind": "constant after warm-up, EMA", "lr": recipe.lr, "warmup": recipe.warmup,
-                          "ema": recipe.ema, "batch": recipe.batch, "crop": recipe.crop,
+                          "ema": recipe.ema, "batch": recipe.batch * batch_scale, "crop": recipe.crop,
                           "moments_stored": job.store_moments}
 
     def _load_moments(self, state: CampaignState) -> bool:
@@ -90,7 +90,7 @@ class Trainer:
         lr = self.learning_rate()
         for group in self.opt.param_groups:
             group["lr"] = lr
-        batch = self.sampler(self.job.recipe.batch)
+        batch = self.sampler(self.job.recipe.batch * self.batch_scale)
         loss = self.job.loss(self.model, batch, self.generator)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
