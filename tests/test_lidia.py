@@ -260,3 +260,29 @@ def test_restorer_batch_statistics_option(camera):
     assert psnr(out.image.clamp(0, 1), x) - psnr(y, x) > 6.0
     with pytest.raises(restore.RestoreError, match="bn must be"):
         restore.load("lidia", bn="train")
+
+
+# ---- training step -----------------------------------------------------------------------------
+
+
+def test_training_loss_contract():
+    """fast=False is the plain fp32 step exactly; fast=True (bf16 autocast) is close, keeps fp32 grads."""
+    from restore.training.lidia import log_mse_loss, to_model_units, training_loss
+
+    torch.manual_seed(0)
+    model = Lidia(LidiaConfig.gray()).train()
+    clean = torch.rand(2, 1, 24, 24)
+    noise = torch.randn(clean.shape, generator=torch.Generator().manual_seed(3))
+    y, x = to_model_units(clean + 0.1 * noise, clean)
+    expected = log_mse_loss(model(y), x)
+    plain = training_loss(model, clean, 0.1, torch.Generator().manual_seed(3), fast=False)
+    assert torch.equal(plain, expected)
+    fast = training_loss(model, clean, 0.1, torch.Generator().manual_seed(3))
+    assert fast.dtype == torch.float32 and fast.dim() == 0
+    assert abs(float(fast) - float(plain)) < 0.02
+    fast.backward()
+    assert all(p.grad is not None and p.grad.dtype == torch.float32 for p in model.parameters() if p.requires_grad)
+    with pytest.raises(ValueError, match="B x C x H x W"):
+        training_loss(model, clean[0], 0.1)
+    with pytest.raises(ValueError, match="sigma"):
+        training_loss(model, clean, 0.0)

@@ -13,6 +13,7 @@ removed (see ``restore.restorers.lidia`` for the conversion).
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import asdict, dataclass
 
 import torch
@@ -127,7 +128,10 @@ class Lidia(nn.Module):
 
     def _search(self, image: torch.Tensor, dilation: int) -> _Scale:
         cfg = self.cfg
-        dist, index = knn_search(luminance(image), cfg.patch, cfg.window, cfg.k, dilation)
+        # In training the search stays fp32 under autocast: bf16 distances would change
+        # which neighbours are chosen, i.e. what is learned.
+        with torch.autocast(image.device.type, enabled=False) if self.training else contextlib.nullcontext():
+            dist, index = knn_search(luminance(image), cfg.patch, cfg.window, cfg.k, dilation)
         b, k = index.shape[:2]
         table = F.unfold(image, cfg.patch, dilation=dilation)  # B x n x Ls
         ls = table.shape[-1]

@@ -68,12 +68,13 @@ class Separable(nn.Module):
         else:
             z = (x.reshape(-1, v_in) @ self.pix).view(k_in, -1)
             y = (self.nb @ z).view(k_out, n, v_out)
-            y = y + self.bias if torch.is_grad_enabled() else y.add_(self.bias)
+            # In place also under autograd: a product's backward needs its inputs, not its output.
+            y = y.add_(self.bias)
         if self.bn is not None:
             y = self.bn(y.view(1, k_out, -1)).view(k_out, n, v_out)
-        if not self.relu:
-            return y
-        return torch.relu(y) if torch.is_grad_enabled() else y.relu_()
+        # In place also under autograd (neither a product nor BatchNorm needs its output
+        # for the backward): saves a write and a read of the layer's largest tensor.
+        return y.relu_() if self.relu else y
 
     @torch.no_grad()
     def fold_batchnorm(self) -> None:

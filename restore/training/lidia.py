@@ -37,6 +37,39 @@ def log_mse_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return torch.log10(((pred - target) ** 2).mean())
 
 
+def training_loss(
+    model: Lidia,
+    clean: torch.Tensor,
+    sigma: float,
+    generator: torch.Generator | None = None,
+    fast: bool = True,
+) -> torch.Tensor:
+    """The log10-MSE loss of one training step, graph attached (the caller does backward and step).
+
+    Args:
+        model: the network, in train mode.
+        clean: B x C x H x W crops in [0, 1].
+        sigma: noise std in [0, 1] units; the noise is drawn from ``generator``
+            (the global generator if None, as ``torch.randn_like`` did).
+        fast: run the network's products under bf16 autocast (fp32 weights,
+            gradients and loss; the patch search stays fp32 so the same
+            neighbours are chosen). ``fast=False`` is the plain fp32 step.
+    """
+    if clean.dim() != 4:
+        raise ValueError(f"clean must be B x C x H x W, got shape {tuple(clean.shape)}")
+    if clean.shape[1] != model.cfg.channels:
+        raise ValueError(f"clean has {clean.shape[1]} channels, the model takes {model.cfg.channels}")
+    if not math.isfinite(sigma) or sigma <= 0:
+        raise ValueError(f"sigma must be positive (0-1 units), got {sigma}")
+    noise = torch.randn(clean.shape, generator=generator, dtype=clean.dtype, device=clean.device)
+    y, x = to_model_units(clean + sigma * noise, clean)
+    if not fast:
+        return log_mse_loss(model(y), x)
+    with torch.autocast(clean.device.type, dtype=torch.bfloat16):
+        pred = model(y)
+    return log_mse_loss(pred.float(), x)
+
+
 def train(args: argparse.Namespace) -> None:
     rng = start_run(args.threads, args.seed)
     cfg = LidiaConfig.gray() if args.color == "gray" else LidiaConfig.color()
@@ -55,9 +88,7 @@ def train(args: argparse.Namespace) -> None:
     while (elapsed := time.time() - start) < budget:
         lr = set_cosine_lr(opt, elapsed, budget, args.lr, args.lr_min)
         clean = random_batch(images, args.batch, args.crop, rng)
-        noisy = clean + sigma * torch.randn_like(clean)
-        y, x = to_model_units(noisy, clean)
-        loss = log_mse_loss(model(y), x)
+        loss = training_loss(model, clean, sigma, fast=not args.fp32)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -92,6 +123,7 @@ def _meta(args: argparse.Namespace, step: int, seconds: float) -> dict:
         "ema": args.ema,
         "data": ",".join(Path(d).name for d in args.data),
         "threads": args.threads,
+        "precision": "fp32" if args.fp32 else "bf16-autocast",
     }
 
 
@@ -110,6 +142,7 @@ def main() -> None:
     ap.add_argument("--ema", type=float, default=0.0, help="weight-average decay (0: off)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--fp32", action="store_true", help="plain fp32 steps (default: bf16 autocast products)")
     train(ap.parse_args())
 
 
