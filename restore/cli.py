@@ -10,8 +10,19 @@ from pathlib import Path
 from typing import Callable, Optional
 
 import typer
+import typer.core
 
 from restore.errors import RestoreError
+
+_display_type_rich = typer.core.TyperOption.display_type_rich
+
+
+def _flag_type(self, ctx):
+    """No ``<bool>`` type column for on/off flags: they take no value (Typer 0.29 with Click 8.5 shows one)."""
+    return None if self.is_flag and not self.count else _display_type_rich(self, ctx)
+
+
+typer.core.TyperOption.display_type_rich = _flag_type
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Image restoration toolkit.")
 
@@ -21,6 +32,10 @@ PSF_HELP = "satellite sensor: Gaussian PSF with this MTF at Nyquist (e.g. 0.15),
 POISSON_HELP = "signal-dependent (shot) noise: its std at full scale, 0-255 units (variance (s/255)^2 * x)"
 PERCEPTION_HELP = "deep OT (with --tuner): 0 = the model's own output, 1 = fully transported, -1 to 2 extrapolates; default 1"
 OVERLAP_HELP = "pixels neighbouring tiles share, blended (default: 0 for deterministic models, tile/4 <= 64 for samplers)"
+VALUE_RANGE_HELP = ("stored value meaning full scale, e.g. 4095 for 12-bit data in 16 bits, 255 for a float TIFF in "
+                    "0-255 (default: the type's max, 1 for floats); outputs are written back in the same units")
+MAX_PIXELS_HELP = ("refuse in-memory images with more pixels, read from the header before decoding "
+                   "(default 268435456 = 16384 x 16384; 0: no limit); streamed GeoTIFFs are exempt")
 TASK_HELP = {
     "denoise": "Remove Gaussian noise (sigma estimated when --sigma is not given).",
     "deblur": "Remove blur of a known kernel.",
@@ -30,8 +45,10 @@ TASK_HELP = {
 
 
 def fail(message: str, code: int = 1) -> None:
-    """Print one line and exit non-zero."""
-    typer.echo(f"error: {message}", err=True)
+    """Print one line (in the CLI's words: flags, not keyword arguments) and exit non-zero."""
+    from restore.commands.wording import cli_words
+
+    typer.echo(f"error: {cli_words(message)}", err=True)
     raise typer.Exit(code)
 
 
@@ -56,7 +73,7 @@ def _restore_command(task: str) -> Callable[..., None]:
         inputs: Path = typer.Argument(..., help="an image file or a folder of images"),
         output: Optional[Path] = typer.Option(None, "-o", "--output", help="output file (or folder for a folder input)"),
         model: str = typer.Option(DEFAULT_MODEL[task], "--model", "-m", help="restorer (see `restore models`)"),
-        sigma: Optional[float] = typer.Option(None, help="noise std in 0-255 units"),
+        sigma: Optional[float] = typer.Option(None, help="noise std in 0-255 units, > 0 (denoise: estimated per image when not given)"),
         kernel: Optional[str] = typer.Option(None, help=KERNEL_HELP),
         scale: Optional[int] = typer.Option(None, help="super-resolution factor 2, 3 or 4 (sr)"),
         mask: Optional[str] = typer.Option(None, help="mask FILE (1/white = observed) or random:FRACTION (inpaint)"),
@@ -76,8 +93,9 @@ def _restore_command(task: str) -> Callable[..., None]:
         scheduler: Optional[str] = typer.Option(None, help="Dask scale-out: local (a LocalCluster) or tcp://HOST:PORT"),
         workers: Optional[int] = typer.Option(None, help="LocalCluster workers (default: CPU count)"),
         value_range: Optional[float] = typer.Option(
-            None, "--value-range", help="GeoTIFF value meaning full scale, e.g. 4095 for 12-bit (default: type max)"
+            None, "--value-range", help=VALUE_RANGE_HELP
         ),
+        max_pixels: Optional[float] = typer.Option(None, "--max-pixels", help=MAX_PIXELS_HELP),
         samples: Optional[int] = typer.Option(None, help="posterior samples for the MMSE and std map (vble)"),
         save_samples: Optional[int] = typer.Option(None, "--save-samples", help="write the first K samples beside -o"),
         std_map: Optional[Path] = typer.Option(None, "--std-map", help="write the per-pixel posterior std (.tif: float)"),
@@ -97,7 +115,7 @@ def _restore_command(task: str) -> Callable[..., None]:
             overwrite=overwrite, quiet=quiet, tile=tile, overlap=overlap, batch_size=batch_size,
             precision=precision, scheduler=scheduler, workers=workers, value_range=value_range, samples=samples,
             save_samples=save_samples, std_map=std_map, lam=lam, iterations=iterations, lr=lr, gamma=gamma, steps=steps,
-            psf_mtf=psf_mtf, sigma_poisson=sigma_poisson, perception=perception, tuner=tuner,
+            psf_mtf=psf_mtf, sigma_poisson=sigma_poisson, perception=perception, tuner=tuner, max_pixels=max_pixels,
         )
         guarded(lambda: run_restore_job(job))
 

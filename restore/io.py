@@ -17,12 +17,17 @@ Example:
 """
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
+import re
 import secrets
 import struct
+import sys
+import tempfile
 import warnings
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -33,6 +38,7 @@ import tifffile
 import torch
 
 from restore.errors import RestoreError
+from restore.pixel_values import check_finite, check_unit_range
 
 PathLike = str | os.PathLike
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
@@ -51,6 +57,12 @@ _FORMAT_NAME = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", 
 _JPEG_QUALITY = 95
 _ALPHA_EXTRASAMPLES = (1, 2)  # TIFF ExtraSamples: associated / unassociated alpha
 _PNG_GRAY_TYPES = (0, 4)  # PNG IHDR color types: gray, gray + alpha
+# In-memory images larger than this are refused from their header, before decoding (a 431 KB PNG can
+# claim 20000 x 20000 pixels: 4.8 GB as float RGB). 268 Mpx = 16384 x 16384; big rasters stream instead.
+MAX_PIXELS = 2**28
+# Temp files of atomic writes: ``.NAME.restore-PID-TOKEN.tmp.EXT`` beside the output (PID: the writer's).
+TEMP_MARK = ".restore-"
+_TEMP_NAME = re.compile(r"^\.(?P<name>.+)\.restore-(?P<pid>\d+)-[0-9a-f]{8}\.tmp(\.[A-Za-z0-9]+)?$")
 
 
 @dataclass
@@ -63,12 +75,15 @@ class ImageData:
         alpha: the alpha channel as the original H x W numpy array, or None.
         bit_depth: 8, 16, or 32 for float TIFFs.
         path: the file it came from.
+        value_range: the stored value read as 1.0 when ``read_image`` was given one (write
+            the result back with it to keep the input's units), else None.
     """
 
     pixels: torch.Tensor
     alpha: np.ndarray | None
     bit_depth: int
     path: Path
+    value_range: float | None = None  # the stored value that became 1.0, when one was given
 
 
 # ---------------------------------------------------------------- numpy <-> torch
@@ -226,7 +241,15 @@ def _decode_cv2(p: Path, ext: str, data: bytes) -> tuple[np.ndarray, np.ndarray 
     {".png": _check_png_complete, ".bmp": _check_bmp_complete}.get(ext, _check_jpeg_complete)(p, data)
     # imdecode on bytes read by Python (same decoder as cv2.imread with
     # IMREAD_UNCHANGED) also works for non-ASCII paths on every OS.
-    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    try:
+        with _decoder_messages() as messages:
+            img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    except cv2.error as exc:
+        raise RestoreError(f"{p}: corrupt or unsupported {_FORMAT_NAME[ext]} image ({_first_line(exc)})") from None
+    warning = next((m for m in messages() if "corrupt" in m.lower() or "premature" in m.lower()), None)
+    if warning is not None:
+        # libjpeg decodes damaged data into garbage with only a warning on stderr: refuse it instead.
+        raise RestoreError(f"{p}: corrupt {_FORMAT_NAME[ext]} data ({warning.strip().rstrip('.')})")
     if img is None:
         raise RestoreError(f"{p}: corrupt or unsupported {_FORMAT_NAME[ext]} image (decoder failed)")
     if img.ndim == 2:
@@ -236,6 +259,77 @@ def _decode_cv2(p: Path, ext: str, data: bytes) -> tuple[np.ndarray, np.ndarray 
         # cv2 expands gray + alpha PNGs to BGRA; keep them gray.
         return np.ascontiguousarray(img[:, :, 0]), alpha
     return np.ascontiguousarray(img[:, :, 2::-1]), alpha
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[-1] if lines else type(exc).__name__
+
+
+@contextlib.contextmanager
+def _decoder_messages() -> Iterator[Callable[[], list[str]]]:
+    """Capture what C decoders (libjpeg inside OpenCV) print on file descriptor 2 while decoding.
+
+    Yields a function giving the captured lines once the block is done.
+    """
+    lines: list[str] = []
+    try:
+        saved = os.dup(2)
+    except OSError:  # no stderr descriptor (embedded interpreters): nothing to capture
+        yield lambda: lines
+        return
+    with tempfile.TemporaryFile() as capture:
+        sys.stderr.flush()
+        os.dup2(capture.fileno(), 2)
+        try:
+            yield lambda: lines
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            lines.extend(capture.read().decode("utf-8", "replace").splitlines())
+
+
+def _header_size(p: Path, ext: str, data: bytes) -> tuple[int, int] | None:
+    """(height, width) from a PNG, JPEG or BMP header without decoding (None: not found)."""
+    if ext == ".png" and len(data) >= 24 and data[12:16] == b"IHDR":
+        w, h = struct.unpack_from(">II", data, 16)
+        return h, w
+    if ext == ".bmp" and len(data) >= 26:
+        w, h = struct.unpack_from("<ii", data, 18)
+        return abs(h), abs(w)
+    if ext in (".jpg", ".jpeg"):
+        pos = 2
+        while pos + 9 <= len(data):
+            if data[pos] != 0xFF:
+                return None
+            marker = data[pos + 1]
+            if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
+                pos += 2
+                continue
+            (length,) = struct.unpack_from(">H", data, pos + 2)
+            if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):  # start of frame
+                h, w = struct.unpack_from(">HH", data, pos + 5)
+                return h, w
+            pos += 2 + length
+    return None
+
+
+def check_pixel_count(p: Path, height: int, width: int, channels: int, max_pixels: float | None) -> None:
+    """Refuse an image with more than ``max_pixels`` pixels (None: no limit), from its header's size."""
+    if max_pixels is None or height * width <= max_pixels:
+        return
+    gigabytes = height * width * max(channels, 1) * 4 / 1e9
+    raise RestoreError(
+        f"{p}: {width} x {height} pixels ({height * width / 1e6:.0f} Mpx) is over the {max_pixels / 1e6:.0f} Mpx limit "
+        f"for in-memory images (it would take about {gigabytes:.1f} GB as floats); pass max_pixels={height * width} "
+        f"to read it anyway, or save it as a tiled GeoTIFF, which is streamed"
+    )
+
+
+def _check_max_pixels(max_pixels: float | None) -> None:
+    if max_pixels is not None and (isinstance(max_pixels, bool) or not max_pixels > 0):
+        raise RestoreError(f"max_pixels must be a number > 0 (or None: no limit), got {max_pixels!r}")
 
 
 def _check_tiff_complete(p: Path, page: tifffile.TiffPage, size: int) -> None:
@@ -264,20 +358,34 @@ def _split_tiff_alpha(p: Path, page: tifffile.TiffPage, arr: np.ndarray) -> tupl
     return np.ascontiguousarray(color), np.ascontiguousarray(arr[:, :, k])
 
 
-def _decode_tiff(p: Path) -> tuple[np.ndarray, np.ndarray | None]:
+@contextlib.contextmanager
+def _quiet_tifffile() -> Iterator[None]:
+    """tifffile logs a warning line for some bad headers before raising: the error says it instead."""
+    logger = logging.getLogger("tifffile")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def _decode_tiff(p: Path, max_pixels: float | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     """Read the first page of a TIFF (a GeoTIFF's full-resolution raster)."""
     try:
-        with tifffile.TiffFile(p) as tif:
+        with _quiet_tifffile(), tifffile.TiffFile(p) as tif:
             page = tif.pages[0]
             if int(page.photometric) == 3:
                 raise RestoreError(f"{p}: palette (indexed-color) TIFFs are not supported; convert to RGB")
+            shape = dict(zip(page.axes, page.shape))
+            check_pixel_count(p, shape.get("Y", 1), shape.get("X", 1), shape.get("S", 1), max_pixels)
             _check_tiff_complete(p, page, p.stat().st_size)
             arr = page.asarray()
             return _split_tiff_alpha(p, page, arr)
     except RestoreError:
         raise
     except Exception as exc:  # tifffile raises many types for bad files
-        raise RestoreError(f"{p}: corrupt or unsupported TIFF ({type(exc).__name__}: {exc})") from None
+        raise RestoreError(f"{p}: corrupt or unsupported TIFF ({type(exc).__name__}: {_first_line(exc)})") from None
 
 
 def _bit_depth(p: Path, dtype: np.dtype) -> int:
@@ -290,39 +398,64 @@ def _bit_depth(p: Path, dtype: np.dtype) -> int:
     raise RestoreError(f"{p}: unsupported sample type {dtype}; expected uint8, uint16 or float")
 
 
-def read_image(path: PathLike) -> ImageData:
+def read_image(path: PathLike, *, value_range: float | None = None, max_pixels: float | None = MAX_PIXELS) -> ImageData:
     """Read a PNG, JPEG, TIFF or BMP image (8/16-bit, float TIFF; gray, RGB, +alpha).
 
     TIFF alpha is the extra sample flagged as alpha in the ExtraSamples tag;
     other extra samples are bands. Only the first TIFF page is read.
 
+    Pixels are checked: NaN or inf values are refused (naming how many and the
+    first one's place), and so is float data far outside [0, 1] (beyond [-1, 2],
+    e.g. a float TIFF in 0-255) unless ``value_range`` says how to scale it.
+
     Args:
         path: the image file.
+        value_range: the stored value that means full scale (read as 1.0): e.g. 4095
+            for 12-bit data in a 16-bit file, 255 for a float TIFF in 0-255. Default:
+            the type's maximum (255, 65535), 1.0 for floats.
+        max_pixels: refuse images with more pixels than this, from the header and
+            before decoding (None: no limit).
 
     Returns:
         An ``ImageData``; see its attributes for conventions.
 
     Raises:
-        RestoreError: missing file, directory, unsupported or non-image
-            file, truncated or corrupt file, unsupported sample type.
+        RestoreError: missing file, directory, unsupported or non-image file,
+            truncated or corrupt file, unsupported sample type, too many pixels,
+            non-finite pixels, float pixels out of range, a value range the type cannot hold.
     """
     p = Path(path)
     ext = _check_readable(p)
+    _check_max_pixels(max_pixels)
+    if value_range is not None and (isinstance(value_range, bool) or not 0 < value_range < float("inf")):
+        raise RestoreError(f"value_range must be a number > 0, got {value_range!r}")
     try:
         if ext in _TIFF:
             with open(p, "rb") as fh:
                 _check_magic(p, ext, fh.read(8))
-            color, alpha = _decode_tiff(p)
+            color, alpha = _decode_tiff(p, max_pixels)
         else:
             data = p.read_bytes()
             _check_magic(p, ext, data[:8])
+            size = _header_size(p, ext, data)
+            if size is not None:
+                check_pixel_count(p, *size, 3, max_pixels)
             color, alpha = _decode_cv2(p, ext, data)
     except OSError as exc:
         raise RestoreError(f"{p}: cannot read file ({exc.strerror or exc})") from None
     bit_depth = _bit_depth(p, color.dtype)
     if bit_depth == 32:
         color = color.astype(np.float32, copy=False)
-    return ImageData(pixels=from_numpy_image(color), alpha=alpha, bit_depth=bit_depth, path=p)
+    elif value_range is not None and value_range > np.iinfo(color.dtype).max:
+        raise RestoreError(f"{p}: value_range={value_range:g} is beyond what its {bit_depth}-bit pixels can hold "
+                           f"(at most {np.iinfo(color.dtype).max})")
+    pixels = from_numpy_image(color, value_range)
+    check_finite(pixels, str(p), "fix or mask them in the file first")
+    if value_range is None:
+        check_unit_range(pixels, str(p), "pass value_range={scale} (the value meaning full scale) to scale them")
+    else:
+        check_unit_range(pixels, str(p), f"value_range={value_range:g} is too small for them (try {{scale}} times larger)")
+    return ImageData(pixels=pixels, alpha=alpha, bit_depth=bit_depth, path=p, value_range=value_range)
 
 
 def list_images(folder: PathLike) -> list[Path]:
@@ -350,6 +483,33 @@ def _output_depth(p: Path, ext: str, bit_depth: int) -> int:
     if ext == ".png" and bit_depth == 32:
         raise RestoreError(f"{p}: PNG holds 8 or 16 bits; write a .tif for float (32-bit) output")
     return bit_depth
+
+
+def check_output(path: PathLike, bit_depth: int, *, channels: int | None = None, value_range: float | None = None) -> int:
+    """Refuse what ``path``'s format cannot hold (before any work); return the depth it will be written at.
+
+    Args:
+        path: the output file.
+        bit_depth: 8, 16 or 32 (float; TIFF only).
+        channels: colour channels of the result, when known (PNG, JPEG and BMP hold 1 or 3).
+        value_range: the stored value of 1.0, when not the type's maximum.
+    """
+    p = Path(path)
+    ext = p.suffix.lower()
+    if ext not in IMAGE_EXTENSIONS:
+        raise RestoreError(f"{p}: unknown output format {ext or '(no extension)'}; use .png, .jpg, .tif or .bmp")
+    depth = _output_depth(p, ext, bit_depth)
+    if channels is not None and ext not in _TIFF and channels not in (1, 3):
+        raise RestoreError(
+            f"{p}: {_FORMAT_NAME[ext]} stores 1 (gray) or 3 (RGB) color channels, got {channels}; write a .tif instead"
+        )
+    if value_range is not None:
+        if isinstance(value_range, bool) or not 0 < value_range < float("inf"):
+            raise RestoreError(f"value_range must be a number > 0, got {value_range!r}")
+        if depth != 32 and value_range > np.iinfo(_depth_dtype(depth)).max:
+            raise RestoreError(f"{p}: {depth}-bit pixels cannot hold value_range={value_range:g} "
+                               f"(at most {np.iinfo(_depth_dtype(depth)).max}); write a 16-bit PNG or a TIFF")
+    return depth
 
 
 def _depth_dtype(bit_depth: int) -> np.dtype:
@@ -445,6 +605,65 @@ def _write_tiff(fh: BinaryIO, color: np.ndarray, alpha: np.ndarray | None) -> No
     )
 
 
+def temp_path(p: Path) -> Path:
+    """The temp file an atomic write of ``p`` goes through: ``.NAME.restore-PID-TOKEN.tmp.EXT`` beside it.
+
+    Same folder (the rename stays on one file system), same extension (for
+    writers that go by it), hidden (``list_images`` never picks up a leftover),
+    and named after ``p`` and the writing process, so that a later run can tell
+    a killed run's leftovers from a live writer's file (``remove_stale_temps``).
+    """
+    return p.with_name(f".{p.name}{TEMP_MARK}{os.getpid()}-{secrets.token_hex(4)}.tmp{p.suffix}")
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def stale_temps(output: PathLike, before: float | None = None) -> list[Path]:
+    """Temp files of interrupted writes of ``output``: no live writer process, modified before ``before``."""
+    p = Path(output)
+    if not p.parent.is_dir():
+        return []
+    found = []
+    for f in p.parent.glob(f".{glob_escape(p.name)}{TEMP_MARK}*.tmp*"):
+        m = _TEMP_NAME.match(f.name)
+        if m is None or m.group("name") != p.name or _pid_alive(int(m.group("pid"))):
+            continue
+        try:
+            if before is None or f.stat().st_mtime < before:
+                found.append(f)
+        except OSError:
+            continue
+    return sorted(found)
+
+
+def remove_stale_temps(outputs: Iterable[PathLike], before: float | None = None) -> list[Path]:
+    """Remove the temp files killed runs left beside ``outputs`` (see ``stale_temps``); return those removed."""
+    removed = []
+    for output in outputs:
+        for f in stale_temps(output, before):
+            try:
+                f.unlink()
+            except OSError:
+                continue
+            removed.append(f)
+    return removed
+
+
+def glob_escape(name: str) -> str:
+    """``name`` with glob's special characters taken literally."""
+    return re.sub(r"([*?\[])", r"[\1]", name)
+
+
 def atomic_write(p: Path, write: Callable[[BinaryIO], None], what: str = "file") -> None:
     """Write through ``write`` into a temp file beside ``p``, then rename it onto ``p``.
 
@@ -454,9 +673,7 @@ def atomic_write(p: Path, write: Callable[[BinaryIO], None], what: str = "file")
         p.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise RestoreError(f"{p}: cannot create the output folder ({exc.strerror or exc})") from None
-    # Same folder (rename stays on one file system) and same extension, hidden
-    # so that list_images never picks up a leftover.
-    tmp = p.with_name(f".{p.stem}.{secrets.token_hex(4)}.tmp{p.suffix}")
+    tmp = temp_path(p)
     try:
         with open(tmp, "xb") as fh:
             write(fh)
@@ -477,12 +694,15 @@ def write_image(
     alpha: np.ndarray | None = None,
     overwrite: bool = False,
     protect: Iterable[PathLike] = (),
+    value_range: float | None = None,
 ) -> Path:
     """Write a 1 x C x H x W image in [0, 1] atomically; format from the extension.
 
     Pixels are clipped to [0, 1] and rounded to 8 or 16 bits (32: float32
     TIFF, values as given). JPEG and BMP are 8-bit only: other depths fall
     back to 8 without error. JPEG has no alpha: it is dropped with a warning.
+    With ``value_range``, 1.0 is written as that value (the units the input was
+    read in, e.g. 4095 for 12-bit data in 16 bits) instead of the type's maximum.
 
     Args:
         path: output file: .png, .jpg/.jpeg, .tif/.tiff or .bmp.
@@ -491,6 +711,7 @@ def write_image(
         alpha: H x W alpha array, converted to the output depth if needed.
         overwrite: replace an existing file at ``path``.
         protect: paths never to write over, whatever ``overwrite`` says (the inputs).
+        value_range: the stored value of 1.0 (default: 255 / 65535 for integers, 1.0 for floats).
 
     Returns:
         The path written.
@@ -507,9 +728,9 @@ def write_image(
     if p.is_dir():
         raise RestoreError(f"{p}: is a directory, expected an output file path")
     if p.exists() and not overwrite:
-        raise RestoreError(f"{p}: already exists; pass overwrite=True (--overwrite) to replace it")
-    depth = _output_depth(p, ext, bit_depth)
-    color = to_numpy_image(pixels, _depth_dtype(depth))
+        raise RestoreError(f"{p}: already exists; pass overwrite=True to replace it")
+    depth = check_output(p, bit_depth, value_range=value_range)
+    color = to_numpy_image(pixels, _depth_dtype(depth), value_range)
     if alpha is not None and ext in (".jpg", ".jpeg"):
         warnings.warn(f"{p}: JPEG has no alpha channel; the alpha channel is dropped", stacklevel=2)
         alpha = None

@@ -22,7 +22,8 @@ from tqdm import tqdm
 
 from restore.errors import RestoreError
 from restore.noise_field import PositionalNoise
-from restore.operators.base import Operator
+from restore.operators.base import Operator, check_image
+from restore.pixel_values import check_finite, check_unit_range, operator_noise_std
 from restore.restorers.base import Restoration, Restorer, load
 from restore.tiling import Merger, Tile, TileGrid
 
@@ -32,6 +33,15 @@ SAMPLE_SIDE = 1024
 DEFAULT_OVERLAP = 64
 # Tiles are not halved below this on out-of-memory.
 MIN_TILE = 32
+# No tile core is smaller than this, nor than its halo: smaller ones spend most of their time on context.
+SMALLEST_TILE = 16
+NONFINITE_FIX = "replace or mask them first (e.g. torch.nan_to_num)"
+RANGE_FIX = "divide the image by its full-scale value first (e.g. x / {scale})"
+
+
+def min_tile(halo: int) -> int:
+    """The smallest tile side worth running with a halo of ``halo`` pixels."""
+    return max(SMALLEST_TILE, int(halo))
 
 
 def _say(message: str) -> None:
@@ -138,6 +148,9 @@ class Pipeline:
         self.tile, self.overlap, self.batch_size = tile, overlap, batch_size
         self.precision = precision
         self.halo = halo if halo is not None else self.restorer.halo + math.ceil(operator.halo)
+        if tile and tile < min_tile(self.halo):
+            raise RestoreError(f"tile {tile} is too small for a halo of {self.halo} pixels (this restorer and operator): "
+                               f"use a tile of at least {min_tile(self.halo)}, or 0 for the whole image")
         self.seed = seed
         self.block = max(block, tile)
         self.progress = progress
@@ -173,8 +186,15 @@ class Pipeline:
         out = self.run(from_numpy_image(x)).image[0]
         return out.permute(1, 2, 0).numpy() if x.ndim == 3 else out[0].numpy()
 
+    def check_input(self, y: torch.Tensor, origin: tuple[int, int] = (0, 0), what: str = "the image") -> None:
+        """Refuse a non-tensor, NaN or inf pixels, and float values far outside [0, 1] (e.g. 0-255 data)."""
+        check_image(y, what)
+        check_finite(y, what, NONFINITE_FIX, origin)
+        check_unit_range(y, what, RANGE_FIX, operator_noise_std(self.operator))
+
     def run(self, y: torch.Tensor) -> Restoration:
         """Restore B x C x H x W ``y``; each image is prepared (noise level, adaptation) as a whole."""
+        self.check_input(y)
         results = []
         for b in range(y.shape[0]):
             yb = y[b : b + 1]
@@ -190,6 +210,7 @@ class Pipeline:
         belongs to one image (an estimated sigma, LIDIA's image mean, an
         adapted network), so those images run one by one as in :meth:`run`.
         """
+        self.check_input(y)
         groups = [self.prepared(centre_crop(y[b : b + 1])) for b in range(y.shape[0])]
         if all(self._unprepared(g) for g in groups):
             return self.restore_block(y, groups[0])
@@ -239,6 +260,7 @@ class Pipeline:
 
         On CUDA out-of-memory the tile is halved and the block redone.
         """
+        self.check_input(y, origin)
         region = region or (0, y.shape[-2], 0, y.shape[-1])
         parts = [self._restore_bands(y[:, g.bands], g.restorer, g.operator, origin, region) for g in groups]
         if len(parts) == 1:

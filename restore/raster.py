@@ -22,7 +22,9 @@ import torch
 from tqdm import tqdm
 
 from restore.errors import RestoreError
+from restore.io import temp_path
 from restore.memory import pin_malloc_thresholds
+from restore.pixel_values import check_finite, check_unit_range, operator_noise_std
 from restore.tiling import TileGrid
 
 # GDAL caches raster blocks up to 5% of RAM by default, and keeps written blocks
@@ -82,7 +84,10 @@ class RasterReader:
             raise RestoreError(f"input not found: {self.path}")
         rasterio = _rasterio()
         try:
-            with rasterio.open(self.path) as src:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+                src = rasterio.open(self.path)
+            with src:
                 self.profile = dict(src.profile)
                 self.count, self.height, self.width = src.count, src.height, src.width
                 if len(set(src.dtypes)) > 1:
@@ -126,7 +131,10 @@ class RasterReader:
         """This thread's open dataset (opened once per thread and process)."""
         handle = getattr(self._local, "handle", None)
         if handle is None or getattr(self._local, "pid", None) != os.getpid():
-            handle = _rasterio().open(self.path)
+            rasterio = _rasterio()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+                handle = rasterio.open(self.path)
             self._local.handle, self._local.pid = handle, os.getpid()
         return handle
 
@@ -137,8 +145,16 @@ class RasterReader:
         return self._handle().read(window=Window(c0, r0, c1 - c0, r1 - r0))
 
     def read(self, r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
-        """The window as float32 in [0, 1] (values beyond the range are kept, not clipped)."""
-        return self.scaled(self.read_raw(r0, r1, c0, c1))
+        """The window as float32 in [0, 1] (values beyond the range are kept, not clipped; see ``pixels``)."""
+        return self.pixels(self.read_raw(r0, r1, c0, c1))
+
+    def pixels(self, raw: np.ndarray) -> np.ndarray:
+        """``scaled`` raw pixels with NaN / inf nodata pixels set to 0 (they are written back as nodata)."""
+        out = self.scaled(raw)
+        nodata = self.nodata_of(raw)
+        if nodata is not None and nodata.any():
+            out[:, nodata & ~np.isfinite(out).all(axis=0)] = 0.0
+        return out
 
     def scaled(self, raw: np.ndarray) -> np.ndarray:
         """Raw pixels as float32 in [0, 1] units."""
@@ -178,13 +194,15 @@ class RasterWriter:
             raise RestoreError(f"output {self.path} is the input; choose another name")
         if self.path.exists() and not overwrite:
             raise RestoreError(f"{self.path} exists; pass --overwrite to replace it")
-        if not self.path.parent.is_dir():
-            raise RestoreError(f"output folder does not exist: {self.path.parent}")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)  # as the in-memory writer does
+        except OSError as exc:
+            raise RestoreError(f"{self.path}: cannot create the output folder ({exc.strerror or exc})") from None
         self.reader = reader
         self.upscale = upscale
         self.dtype = np.dtype(dtype or reader.dtype)
         self.channels = channels or reader.count
-        self.tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.partial.tif")
+        self.tmp = temp_path(self.path)  # .NAME.restore-PID-TOKEN.tmp.tif: found and removed by a later run if killed
         self._dst = None
 
     def profile(self) -> dict:
@@ -208,7 +226,14 @@ class RasterWriter:
         return p
 
     def __enter__(self) -> "RasterWriter":
-        self._dst = _rasterio().open(self.tmp, "w", **self.profile())
+        rasterio = _rasterio()
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+                self._dst = rasterio.open(self.tmp, "w", **self.profile())
+        except rasterio.errors.RasterioIOError as e:
+            self.tmp.unlink(missing_ok=True)
+            raise RestoreError(f"{self.path}: cannot write the output ({str(e).splitlines()[0].replace(str(self.tmp), 'its temp file')})") from None
         if self.channels == self.reader.count:
             for i, d in enumerate(self.reader.descriptions, start=1):
                 if d:
@@ -266,7 +291,10 @@ def restore_raster(pipeline, src: str | Path, dst: str | Path, *, value_range: f
 
         restore_raster_dask(pipeline, reader, writer, scheduler=scheduler, workers=workers)
         return
-    groups = pipeline.prepared(torch.from_numpy(_centre_sample(reader))[None])
+    sample = torch.from_numpy(_centre_sample(reader))[None]
+    noise = operator_noise_std(pipeline.operator)
+    check_block(reader, sample, (0, 0), noise)
+    groups = pipeline.prepared(sample)
     side = pipeline.block if pipeline.tile else max(reader.height, reader.width)
     blocks = TileGrid(reader.height, reader.width, tile=side, halo=pipeline.halo)
     s = pipeline.upscale
@@ -277,9 +305,19 @@ def restore_raster(pipeline, src: str | Path, dst: str | Path, *, value_range: f
             r0, r1, c0, c1 = block.core
             q0, _, p0, _ = block.read
             region = (r0 - q0, r1 - q0, c0 - p0, c1 - p0)
-            out = pipeline.restore_block(torch.from_numpy(reader.scaled(raw))[None], groups, origin=(q0, p0), region=region)
+            y = torch.from_numpy(reader.pixels(raw))[None]
+            check_block(reader, y, (q0, p0), noise)
+            out = pipeline.restore_block(y, groups, origin=(q0, p0), region=region)
             nodata = reader.nodata_of(raw[:, region[0] : region[1], region[2] : region[3]])
             writer.write(r0 * s, c0 * s, out.image[0].numpy(), upscaled_mask(nodata, s))
+
+
+def check_block(reader: RasterReader, y: torch.Tensor, origin: tuple[int, int], noise_std: float) -> None:
+    """Refuse NaN / inf pixels (other than nodata) and values far outside [0, 1] once scaled, in ``read_image``'s words."""
+    check_finite(y, str(reader.path), "mark them as the file's nodata value, or fix them", origin)
+    fix = ("pass value_range={scale} (the value meaning full scale) to scale them" if reader.value_range == 1.0
+           else f"value_range={reader.value_range:g} is too small for them (try {{scale}} times larger)")
+    check_unit_range(y, str(reader.path), fix, noise_std)
 
 
 def _centre_sample(reader: RasterReader, side: int = 1024) -> np.ndarray:

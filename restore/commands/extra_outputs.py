@@ -19,7 +19,7 @@ def sample_paths(dst: Path, count: int) -> list[Path]:
 
 
 def write_extras(result: Restoration, dst: Path, std_path: Path | None, samples: int, bit_depth: int, *,
-                 overwrite: bool, protect: list[Path]) -> list[Path]:
+                 overwrite: bool, protect: list[Path], value_range: float | None = None) -> list[Path]:
     """Write the std map (raw values in image units: float TIFF, or 16-bit PNG) and the first samples."""
     written = []
     if std_path is not None:
@@ -32,6 +32,7 @@ def write_extras(result: Restoration, dst: Path, std_path: Path | None, samples:
         if result.samples is None or result.samples.shape[0] < samples:
             raise RestoreError(f"the model gave fewer than {samples} posterior samples")
         for k, path in enumerate(sample_paths(dst, samples)):
-            write_image(path, result.samples[k], bit_depth=bit_depth, overwrite=overwrite, protect=protect)
+            write_image(path, result.samples[k], bit_depth=bit_depth, overwrite=overwrite, protect=protect,
+                        value_range=value_range)
             written.append(path)
     return written

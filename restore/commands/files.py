@@ -39,6 +39,8 @@ def plan_outputs(inputs: Path, output: Path | None, suffix: str) -> list[tuple[P
             raise RestoreError(f"a folder input needs an output folder: -o OUT_DIR (input {inputs})")
         if output.exists() and not output.is_dir():
             raise RestoreError(f"output {output} is a file; a folder input needs an output folder")
+        if output.resolve() == inputs.resolve():
+            raise RestoreError(f"output folder {output} is the input folder; choose another -o (inputs are never overwritten)")
         images = list_images(inputs)
         if not images:
             raise RestoreError(f"no images (png, jpg, tif, bmp) in folder {inputs}")

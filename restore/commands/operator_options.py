@@ -11,9 +11,15 @@ from restore.operators import Operator, PoissonGaussianNoise, make_operator, ran
 
 
 def check_sigma(sigma: float | None) -> None:
-    """Refuse a negative or non-finite noise level given in 0-255 units."""
-    if sigma is not None and not (sigma >= 0 and sigma < float("inf")):
-        raise RestoreError(f"--sigma must be a number >= 0 (0-255 units), got {sigma}")
+    """Refuse a noise level outside [0, 255] (0-255 units), or not a number."""
+    if sigma is not None and not 0 <= sigma <= 255:
+        raise RestoreError(f"--sigma must be a number in [0, 255] (0-255 units), got {sigma}")
+
+
+def check_denoise_sigma(task: str, sigma: float | None) -> None:
+    """Refuse ``--sigma 0`` for denoising: it would mean no noise, not "estimate it" (leave --sigma out for that)."""
+    if task == "denoise" and sigma is not None and sigma == 0:
+        raise RestoreError("--sigma 0 means there is no noise to remove; leave --sigma out to estimate it per image")
 
 
 def load_mask(spec: str | None, shape: tuple[int, int], generator: torch.Generator) -> torch.Tensor | None:

@@ -1,7 +1,10 @@
 """``restore denoise|deblur|sr|inpaint``: run a restorer over files or a folder."""
 from __future__ import annotations
 
+import os
 import sys
+import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,13 +15,14 @@ from tqdm import tqdm
 
 from restore.commands.extra_outputs import std_map_path, write_extras
 from restore.commands.files import plan_outputs
-from restore.commands.operator_options import build_operator, load_mask, validate_options
+from restore.commands.operator_options import build_operator, check_denoise_sigma, load_mask, validate_options
 from restore.commands.restorer_options import gives, restorer_kwargs
 from restore.commands.tune_restorer import check_tuner_options, load_tuner
+from restore.commands.wording import cli_words
 from restore.errors import RestoreError
-from restore.io import ImageData, read_image, write_image
+from restore.io import MAX_PIXELS, ImageData, check_output, read_image, remove_stale_temps, write_image
 from restore.operators.noise_level import estimate_sigma
-from restore.pipeline import PRECISIONS, Pipeline
+from restore.pipeline import PRECISIONS, Pipeline, min_tile
 from restore.raster import wants_streaming
 from restore.restorers import available, load, names_for_task
 
@@ -61,6 +65,7 @@ class RestoreJob:
     steps: int | None = None
     perception: float | None = None
     tuner: Path | None = None
+    max_pixels: float | None = None  # None: restore.io.MAX_PIXELS; 0: no limit
 
 
 def check_model(model: str, task: str) -> None:
@@ -87,10 +92,18 @@ def check_device(device: str) -> None:
 
 
 def run_restore_job(job: RestoreJob) -> None:
-    """Validate everything up front, then restore each image (skipping existing outputs)."""
+    """Validate everything up front, then restore each image (skipping existing outputs).
+
+    Options, the output plan (formats, folders that cannot be written, an output
+    over an input) and the tiling are checked before the model is loaded. In a
+    folder run every file that fails, whatever the error, is reported on one line
+    of stderr and the run goes on; it exits non-zero if any failed.
+    """
+    started = time.time()
     check_model(job.model, job.task)
     validate_options(job.task, sigma_255=job.sigma, kernel=job.kernel, scale=job.scale, mask=job.mask,
                      psf_mtf=job.psf_mtf, sigma_poisson=job.sigma_poisson)
+    check_denoise_sigma(job.task, job.sigma)
     check_device(job.device)
     if job.adapt_ref is not None and job.adapt is None:
         job.adapt = "external"
@@ -101,7 +114,10 @@ def run_restore_job(job: RestoreJob) -> None:
                                           "--gamma": job.gamma, "--steps": job.steps})
     pairs = plan_outputs(job.inputs, job.output, "restored")
     check_extra_outputs(job, len(pairs))
-    ref = read_image(job.adapt_ref).pixels if job.adapt_ref is not None else None
+    check_outputs(job, pairs)
+    for path in remove_stale_temps([dst for _, dst in pairs], before=started):
+        _say(job, f"removed {path} (temp file of an interrupted run)")
+    ref = read_image(job.adapt_ref, max_pixels=_max_pixels(job)).pixels if job.adapt_ref is not None else None
     # Iterative restorers (reddiff) show a bar over their steps: not under --quiet or when stderr is not a terminal.
     restorer = load(job.model, device=job.device, adapt=job.adapt, adapt_ref=ref,
                     progress=not job.quiet and sys.stderr.isatty(), **options)
@@ -116,13 +132,60 @@ def run_restore_job(job: RestoreJob) -> None:
             continue
         try:
             _restore_file(job, restorer, src, dst, generator)
-        except RestoreError as e:
+        except KeyboardInterrupt:
+            raise
+        except Exception as e:  # noqa: BLE001 - one bad file, whatever it raises, must not stop the others
             if len(pairs) == 1:
                 raise
             failures += 1
-            tqdm.write(f"error: {src}: {e}")
+            tqdm.write(f"error: {src}: {failure_message(e, src)}", file=sys.stderr)
     if failures:
-        raise RestoreError(f"{failures} of {len(pairs)} images failed")
+        raise RestoreError(f"{failures} of {len(pairs)} images failed (each named above)")
+
+
+def failure_message(error: BaseException, src: Path) -> str:
+    """One line for a file that failed, without its path (the caller names it once)."""
+    if isinstance(error, MemoryError):
+        return "out of memory: use a smaller --tile or a smaller image"
+    lines = [line for line in str(error).splitlines() if line.strip()]
+    text = lines[0].strip() if lines else type(error).__name__
+    for prefix in (f"{src}: ", f"{src.resolve()}: "):
+        if text.startswith(prefix):
+            text = text[len(prefix):]
+    if not isinstance(error, RestoreError):
+        text = f"unexpected {type(error).__name__}: {text}"
+    return cli_words(text)
+
+
+def _max_pixels(job: RestoreJob) -> float | None:
+    return MAX_PIXELS if job.max_pixels is None else (job.max_pixels or None)
+
+
+def check_outputs(job: RestoreJob, pairs: list[tuple[Path, Path]]) -> None:
+    """Refuse, before any restoration, outputs that cannot be written: their format, their folder."""
+    for _, dst in pairs:
+        if job.bit_depth is not None:
+            check_output(dst, job.bit_depth)
+    folders = {dst.parent for _, dst in pairs}
+    if job.std_map is not None:
+        folders.add(job.std_map if job.std_map.is_dir() else job.std_map.parent)
+    for folder in sorted(folders):
+        check_writable(folder)
+
+
+def check_writable(folder: Path) -> None:
+    """Refuse a folder that cannot be created or written (probed with a file that is removed at once)."""
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise RestoreError(f"cannot create the output folder {folder}: {existing} is a file")
+    try:
+        fd, probe = tempfile.mkstemp(dir=existing, prefix=".restore-probe-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise RestoreError(f"output folder {existing} is not writable ({exc.strerror or exc})") from None
 
 
 def check_extra_outputs(job: RestoreJob, count: int) -> None:
@@ -148,8 +211,16 @@ def check_tiling(job: RestoreJob) -> None:
         raise RestoreError(f"--precision must be one of {', '.join(PRECISIONS)}, got {job.precision!r}")
     if job.workers is not None and job.workers < 1:
         raise RestoreError(f"--workers must be >= 1, got {job.workers}")
-    if job.value_range is not None and not job.value_range > 0:
-        raise RestoreError(f"--value-range must be > 0, got {job.value_range}")
+    if job.value_range is not None and not 0 < job.value_range < float("inf"):
+        raise RestoreError(f"--value-range must be a number > 0, got {job.value_range}")
+    if job.value_range is not None and job.bit_depth is not None:
+        raise RestoreError("--value-range writes outputs in the input's units and type: drop --bit-depth")
+    if job.max_pixels is not None and not 0 <= job.max_pixels < float("inf"):
+        raise RestoreError(f"--max-pixels must be a number >= 0 (0: no limit), got {job.max_pixels}")
+    halo = int(getattr(available()[job.model], "halo", 0) or 0)
+    if job.tile and job.tile < min_tile(halo):
+        raise RestoreError(f"--tile {job.tile} is too small for model '{job.model}' (halo {halo} pixels): "
+                           f"use --tile {min_tile(halo)} or more, or --tile 0 for the whole image")
 
 
 def _pipeline(job: RestoreJob, restorer, operator) -> Pipeline:
@@ -164,8 +235,11 @@ def _restore_file(job: RestoreJob, restorer, src: Path, dst: Path, generator: to
     if job.scheduler is not None or wants_streaming(src):
         _restore_raster(job, restorer, src, dst)
         return
-    img = read_image(src)
+    img = read_image(src, value_range=job.value_range, max_pixels=_max_pixels(job))
     y = img.pixels
+    depth = job.bit_depth or img.bit_depth
+    # What the output's format cannot hold is refused before restoring, not after.
+    check_output(dst, depth, channels=y.shape[1], value_range=img.value_range)
     mask = load_mask(job.mask, tuple(y.shape[-2:]), generator)
     sigma = job.sigma
     if job.task == "denoise" and sigma is None:
@@ -175,10 +249,11 @@ def _restore_file(job: RestoreJob, restorer, src: Path, dst: Path, generator: to
                          psf_mtf=job.psf_mtf, sigma_poisson=job.sigma_poisson)
     result = _pipeline(job, restorer, op).run(y)
     alpha = _resize_alpha(img, result.image.shape[-2:])
-    depth = job.bit_depth or img.bit_depth
     std_path = std_map_path(job.std_map, src, job.std_map.is_dir()) if job.std_map is not None else None
-    extras = write_extras(result, dst, std_path, job.save_samples or 0, depth, overwrite=job.overwrite, protect=[src])
-    write_image(dst, result.image, bit_depth=depth, alpha=alpha, overwrite=job.overwrite, protect=[src])
+    extras = write_extras(result, dst, std_path, job.save_samples or 0, depth, overwrite=job.overwrite, protect=[src],
+                          value_range=img.value_range)
+    write_image(dst, result.image, bit_depth=depth, alpha=alpha, overwrite=job.overwrite, protect=[src],
+                value_range=img.value_range)
     _say(job, f"wrote {', '.join(map(str, [dst, *extras]))}")
 
 

@@ -11,6 +11,7 @@ from restore.noise_field import GeneratorNoise, NoiseSource
 from restore.operators.base import Operator, check_image
 from restore.operators.denoise import Denoise
 from restore.operators.noise_level import estimate_sigma
+from restore.pixel_values import check_finite, check_unit_range, operator_noise_std
 
 
 @dataclass
@@ -93,8 +94,14 @@ class Restorer:
         return self
 
     def check(self, y: torch.Tensor, operator: Operator) -> None:
-        """Refuse operators and inputs this restorer cannot handle, with a clear message."""
+        """Refuse operators and inputs this restorer cannot handle, with a clear message.
+
+        Inputs with NaN or inf pixels, or float values far outside [0, 1] (an image
+        in 0-255 given as floats), are refused rather than restored into garbage.
+        """
         check_image(y, "y")
+        check_finite(y, "y", "replace or mask them first (e.g. torch.nan_to_num(y))")
+        check_unit_range(y, "y", "divide it by its full-scale value first (e.g. y / {scale})", operator_noise_std(operator))
         if operator.task not in self.tasks:
             supporting = ", ".join(names_for_task(operator.task)) or "none"
             raise RestoreError(
