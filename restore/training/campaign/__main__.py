@@ -15,7 +15,7 @@ from pathlib import Path
 from restore.training.campaign.job import DATA_ROOT, MODELS_DIR, REPO
 from restore.training.campaign.queue import campaign_jobs, select
 from restore.training.campaign.release import release_model
-from restore.training.campaign.report import status_table
+from restore.training.campaign.report import card_section, status_table, write_card_section
 from restore.training.campaign.runner import RunSettings, run_campaign
 from restore.training.campaign.state import load_state, save_state
 from restore.training.campaign.trainer import fresh_state
@@ -53,7 +53,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--slice-minutes", type=_positive(float), default=5.0, help="one model's turn")
     run.add_argument("--save-seconds", type=_positive(float), default=600.0, help="longest time between saves")
     run.add_argument("--validate-seconds", type=_positive(float), default=900.0, help="training CPU seconds between validations")
-    sub.add_parser("status", help="steps, CPU-hours and validation per model")
+    status = sub.add_parser("status", help="steps, CPU-hours and validation per model")
+    status.add_argument("--cards", action="store_true", help="also write the table into each model card's campaign section")
     rel = sub.add_parser("release", help="ship a model's weight average if it beats the shipped weights")
     rel.add_argument("model")
     adopt = sub.add_parser("adopt", help="start a model's state from a run of its per-model training script")
@@ -75,6 +76,9 @@ def main(argv: list[str] | None = None) -> None:
         print(status_table(jobs, args.models_dir))
     elif args.command == "status":
         print(status_table(jobs, args.models_dir))
+        if args.cards:
+            for card in sorted({j.card for j in jobs}):
+                write_card_section(args.models_dir / card / "README.md", card_section([j for j in jobs if j.card == card], args.models_dir))
     elif args.command == "release":
         job = select(jobs, [args.model])[0]
         before = read_manifest(args.weights_dir).get("models", {})

@@ -33,7 +33,7 @@ class LidiaJob(Job):
         self._val: list[torch.Tensor] | None = None
 
     def new_model(self) -> nn.Module:
-        return Lidia(LidiaConfig(**self.shipped_config()["config"]))
+        return Lidia(LidiaConfig.from_dict(self.shipped_config()["config"]))
 
     def loss(self, model: nn.Module, batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         return lidia_training.training_loss(model, batch, self.sigma / 255.0, generator)
