@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import inspect
+import json
 import numbers
 import os
 import re
@@ -17,27 +18,26 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from time import perf_counter
+from time import perf_counter, time
 from typing import Any
 
-import cv2
 import torch
 from tqdm import tqdm
 
 from restore.batch_inputs import Source, plan_sources, read_source
 from restore.batch_report import BatchReport, JobLog
-from restore.commands.operator_options import build_operator, load_mask, validate_options
+from restore.commands.operator_options import build_operator, check_denoise_sigma, load_mask, validate_options
 from restore.commands.restore_images import _resize_alpha, check_device, check_model
 from restore.errors import RestoreError
-from restore.io import IMAGE_EXTENSIONS, ImageData, read_image, write_image
+from restore.io import IMAGE_EXTENSIONS, MAX_PIXELS, ImageData, check_output, read_image, remove_stale_temps, write_image
 from restore.operators import TASKS
 from restore.operators.noise_level import estimate_sigma
-from restore.pipeline import PRECISIONS, Pipeline
+from restore.pipeline import PRECISIONS, Pipeline, min_tile
 from restore.restorers import Restorer, available, load
 
 LOG_NAME = "restore-log.jsonl"
-# What one bad input may raise: it is recorded as failed and the batch goes on. Anything else is a bug and stops it.
-INPUT_ERRORS = (RestoreError, cv2.error)
+# What one bad input may raise, whatever its type: it is recorded as failed and the batch goes on.
+INPUT_ERRORS = (Exception,)
 
 
 @dataclass
@@ -57,6 +57,8 @@ class _Options:
     precision: str
     seed: int
     overwrite: bool
+    value_range: float | None = None
+    max_pixels: float | None = MAX_PIXELS
 
 
 @dataclass
@@ -88,6 +90,8 @@ def run(
     overwrite: bool = False,
     log: str | os.PathLike | None = None,
     progress: bool = True,
+    value_range: float | None = None,
+    max_pixels: float | None = MAX_PIXELS,
     **model_options: Any,
 ) -> BatchReport:
     """Restore a batch of images into ``out_dir``, skipping those already done.
@@ -99,6 +103,11 @@ def run(
     depth and alpha, and one JSON line per input is appended (and flushed) to
     the log, so a killed run keeps what finished. A rerun skips every input whose
     output exists (no restorer call) and retries the failed ones (they have none).
+    Each output's settings (model, task, sigma, kernel, scale, mask, tile,
+    precision, seed, value range, model options) are logged with it: an existing
+    output that the log says was made with other settings is refused before any
+    work (``overwrite=True`` redoes it) rather than silently kept. Temp files that
+    killed runs left beside the outputs are removed (``report.removed``).
 
     Consecutive inputs of one size that run with the same operator (a given
     sigma, kernel, scale or mask file) go through ``Pipeline.run_batch``: the
@@ -131,6 +140,11 @@ def run(
         overwrite: restore inputs whose output exists instead of skipping them.
         log: the JSON-lines log (default ``out_dir / "restore-log.jsonl"``), appended to.
         progress: show a progress bar over the inputs.
+        value_range: the stored value meaning full scale in the input files (e.g. 4095 for
+            12-bit data in 16 bits, 255 for float TIFFs in 0-255); outputs are written back
+            in the same units. Default: the type's maximum, 1.0 for floats.
+        max_pixels: refuse input files with more pixels than this, from their header
+            before decoding (None: no limit).
         **model_options: the restorer's own options (e.g. ``samples=50`` for vble).
 
     Returns:
@@ -140,15 +154,24 @@ def run(
         RestoreError: a bad option or inputs that cannot be planned (nothing matches,
             two inputs sharing an output, an output over an input), before any work.
     """
+    started = time()
     opts = _Options(task, model, Path(out_dir), sigma, kernel, scale, None if mask is None else os.fspath(mask),
-                    device, batch_size, tile, precision, seed, overwrite)
+                    device, batch_size, tile, precision, seed, overwrite, value_range, max_pixels)
     _check_options(opts, model_options)
     log_path = _log_path(opts.out_dir, log)
     sources, count = plan_sources(inputs, opts.out_dir)
+    settings = _settings(opts, model_options)
+    earlier = _earlier_settings(log_path)
+    if count is not None:
+        sources = list(sources)
+        _refuse_changed_settings(sources, settings, earlier, opts)
     restorer = load(model, device=device, progress=progress, **model_options)
+    if opts.tile and opts.tile < min_tile(restorer.halo):
+        raise RestoreError(f"tile={opts.tile} is too small for model '{model}' (halo {restorer.halo} pixels): "
+                           f"use tile={min_tile(restorer.halo)} or more, or tile=0 for whole images")
     report = BatchReport(log=log_path)
     with JobLog(log_path, report) as journal, tqdm(total=count, disable=not progress, unit="img", desc=task) as bar:
-        batch = _Batch(opts, restorer, journal, bar)
+        batch = _Batch(opts, restorer, journal, bar, settings, earlier, started, report)
         for source in sources:
             batch.add(source)
         batch.flush()
@@ -162,12 +185,17 @@ def _check_options(opts: _Options, model_options: dict[str, Any]) -> None:
     if opts.task not in TASKS:
         raise RestoreError(f"task must be one of {', '.join(TASKS)}, got {opts.task!r}")
     check_model(opts.model, opts.task)
-    for name in ("sigma", "scale"):
+    for name in ("sigma", "scale", "value_range", "max_pixels"):
         value = getattr(opts, name)
         if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Real)):
             raise RestoreError(f"{name} must be a number, got {value!r}")
+    if opts.value_range is not None and not 0 < opts.value_range < float("inf"):
+        raise RestoreError(f"value_range must be a number > 0, got {opts.value_range!r}")
+    if opts.max_pixels is not None and not opts.max_pixels > 0:
+        raise RestoreError(f"max_pixels must be a number > 0 (or None: no limit), got {opts.max_pixels!r}")
     with _keyword_names():
         validate_options(opts.task, sigma_255=opts.sigma, kernel=opts.kernel, scale=opts.scale, mask=opts.mask)
+        check_denoise_sigma(opts.task, opts.sigma)
         if opts.mask is not None:
             # A bad fraction or a missing or corrupt mask file fails now, not once per image.
             if opts.mask.startswith("random:"):
@@ -183,6 +211,60 @@ def _check_options(opts: _Options, model_options: dict[str, Any]) -> None:
     if opts.out_dir.exists() and not opts.out_dir.is_dir():
         raise RestoreError(f"out_dir {opts.out_dir} is a file; expected a folder")
     _check_model_options(opts.model, model_options)
+    halo = int(getattr(available()[opts.model], "halo", 0) or 0)
+    if opts.tile and opts.tile < min_tile(halo):
+        raise RestoreError(f"tile={opts.tile} is too small for model '{opts.model}' (halo {halo} pixels): "
+                           f"use tile={min_tile(halo)} or more, or tile=0 for whole images")
+
+
+# ------------------------------------------------------------------ the settings each output was made with
+
+
+def _settings(opts: _Options, model_options: dict[str, Any]) -> dict:
+    """What decides an output's pixels, as JSON values (device and batch size do not)."""
+    values = {"model": opts.model, "task": opts.task, "sigma": opts.sigma, "kernel": opts.kernel, "scale": opts.scale,
+              "mask": opts.mask, "tile": opts.tile, "precision": opts.precision, "seed": opts.seed,
+              "value_range": opts.value_range, "options": dict(sorted(model_options.items()))}
+    return json.loads(json.dumps(values, default=repr))
+
+
+def _earlier_settings(log_path: Path) -> dict[Path, dict]:
+    """The settings of each output the log says was written (the last record wins); unreadable lines are skipped."""
+    found: dict[Path, dict] = {}
+    if not log_path.is_file():
+        return found
+    try:
+        lines = log_path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return found
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and record.get("status") == "done" and isinstance(record.get("settings"), dict):
+            found[Path(record["output"]).resolve()] = record["settings"]
+    return found
+
+
+def _changed(source: Source, settings: dict, earlier: dict[Path, dict]) -> str | None:
+    """How the settings ``source``'s existing output was made with differ from this run's (None: they do not)."""
+    before = earlier.get(source.output.resolve())
+    if before is None or before == settings:
+        return None
+    diffs = [f"{k} {before.get(k)!r} -> {settings.get(k)!r}" for k in settings if before.get(k) != settings.get(k)]
+    return ", ".join(diffs) or "settings differ"
+
+
+def _refuse_changed_settings(sources: list[Source], settings: dict, earlier: dict[Path, dict], opts: _Options) -> None:
+    if opts.overwrite:
+        return
+    changed = [(s, d) for s in sources if s.error is None and s.output.exists()
+               for d in [_changed(s, settings, earlier)] if d is not None]
+    if changed:
+        first, diff = changed[0]
+        raise RestoreError(f"{len(changed)} existing output(s) in {opts.out_dir} were made with other settings "
+                           f"({first.output}: {diff}); pass overwrite=True to redo them, or choose another out_dir")
 
 
 @contextmanager
@@ -224,16 +306,27 @@ def _log_path(out_dir: Path, log: str | os.PathLike | None) -> Path:
 class _Batch:
     """Reads inputs, groups those that may share restorer calls, restores, writes and logs them."""
 
-    def __init__(self, opts: _Options, restorer: Restorer, journal: JobLog, bar: tqdm) -> None:
+    def __init__(self, opts: _Options, restorer: Restorer, journal: JobLog, bar: tqdm, settings: dict,
+                 earlier: dict[Path, dict], started: float, report: BatchReport) -> None:
         self.opts, self.restorer, self.journal, self.bar = opts, restorer, journal, bar
+        self.settings, self.earlier, self.started, self.report = settings, earlier, started, report
         self.pending: list[_Ready] = []
 
     def add(self, source: Source) -> None:
         """Skip, fail or queue one input (restoring the queue when it cannot take it)."""
+        for path in remove_stale_temps([source.output], before=self.started):
+            self.report.removed.append(path)
+            if not self.bar.disable:
+                tqdm.write(f"removed {path} (temp file of an interrupted run)")
         if source.error is not None:
             self._record(source, "failed", error=source.error)
             return
         if source.output.exists() and not self.opts.overwrite:
+            diff = _changed(source, self.settings, self.earlier)
+            if diff is not None:  # only for a lazy iterable: a known list was refused before any work
+                self._record(source, "failed", error=f"{source.output} was made with other settings ({diff}); "
+                                                     f"pass overwrite=True to redo it")
+                return
             self._record(source, "skipped")
             return
         start = perf_counter()
@@ -268,7 +361,9 @@ class _Batch:
             self._write(ready, image, share)
 
     def _read(self, source: Source, start: float) -> _Ready:
-        image = read_source(source)
+        image = read_source(source, value_range=self.opts.value_range, max_pixels=self.opts.max_pixels)
+        # What the output's format cannot hold fails now, before restoring.
+        check_output(source.output, image.bit_depth, channels=image.pixels.shape[1], value_range=image.value_range)
         sigma = self.opts.sigma
         if sigma is None and self.opts.task == "denoise":
             sigma = estimate_sigma(image.pixels) * 255
@@ -300,7 +395,8 @@ class _Batch:
         try:
             alpha = _resize_alpha(ready.image, image.shape[-2:])
             write_image(source.output, image, bit_depth=ready.image.bit_depth, alpha=alpha,
-                        overwrite=self.opts.overwrite, protect=[source.path] if source.path is not None else [])
+                        overwrite=self.opts.overwrite, protect=[source.path] if source.path is not None else [],
+                        value_range=ready.image.value_range)
         except INPUT_ERRORS as e:
             self._record(source, "failed", ready.sigma, ready.seconds + share + perf_counter() - start, _one_line(e))
             return
@@ -312,6 +408,7 @@ class _Batch:
             "input": source.label, "output": str(source.output), "status": status,
             "sigma": None if sigma is None else round(sigma, 3), "seconds": round(seconds, 4),
             "error": error, "model": self.opts.model, "task": self.opts.task,
+            **({"settings": self.settings} if status == "done" else {}),
         })
         self.bar.update(1)
 

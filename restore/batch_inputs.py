@@ -19,7 +19,8 @@ import numpy as np
 import torch
 
 from restore.errors import RestoreError
-from restore.io import IMAGE_EXTENSIONS, ImageData, from_numpy_image, list_images, read_image
+from restore.io import IMAGE_EXTENSIONS, MAX_PIXELS, ImageData, from_numpy_image, list_images, read_image
+from restore.pixel_values import check_finite, check_unit_range
 
 _MAGIC = re.compile(r"[*?\[]")
 _INPUTS_HELP = "an image path, a folder, a glob such as 'photos/**/*.png', a list of paths or an iterable of arrays"
@@ -68,16 +69,26 @@ def plan_sources(inputs: Any, out_dir: Path) -> tuple[Iterator[Source], int | No
     raise RestoreError(f"inputs must be {_INPUTS_HELP}; got a {type(inputs).__name__}")
 
 
-def read_source(source: Source) -> ImageData:
-    """The source's pixels, alpha and bit depth, as ``restore.io.read_image`` gives them for a file."""
+def read_source(source: Source, *, value_range: float | None = None, max_pixels: float | None = MAX_PIXELS) -> ImageData:
+    """The source's pixels, alpha and bit depth, as ``restore.io.read_image`` gives them for a file.
+
+    ``value_range`` scales files (see ``read_image``); arrays are taken as given, and
+    refused, as files are, with NaN / inf pixels or float values far outside [0, 1].
+    """
     if source.path is not None:
-        return read_image(source.path)
+        return read_image(source.path, value_range=value_range, max_pixels=max_pixels)
     if isinstance(source.array, torch.Tensor):
-        return _tensor_image(source.array, Path(source.label))
+        return _checked(_tensor_image(source.array, Path(source.label)), source.label)
     if isinstance(source.array, np.ndarray):
-        return _numpy_image(source.array, Path(source.label))
+        return _checked(_numpy_image(source.array, Path(source.label)), source.label)
     raise RestoreError(f"{source.label}: expected an image path, a numpy array or a torch tensor, "
                        f"got a {type(source.array).__name__}")
+
+
+def _checked(image: ImageData, label: str) -> ImageData:
+    check_finite(image.pixels, label, "replace or mask them first (e.g. np.nan_to_num)")
+    check_unit_range(image.pixels, label, "divide the array by its full-scale value first (e.g. a / {scale})")
+    return image
 
 
 # ------------------------------------------------------------------ files

@@ -15,12 +15,15 @@ class BatchReport:
 
     Attributes:
         records: one dict per input, as written to the log: input, output, status
-            ("done", "skipped" or "failed"), sigma (0-255 units), seconds, error, model, task.
+            ("done", "skipped" or "failed"), sigma (0-255 units), seconds, error, model, task,
+            and for "done" the settings the output was made with.
         log: the JSON-lines file the records were appended to.
+        removed: temp files of interrupted runs found beside the outputs and removed.
     """
 
     records: list[dict] = field(default_factory=list)
     log: Path | None = None
+    removed: list[Path] = field(default_factory=list)
 
     def __str__(self) -> str:
         return f"{self.done} done, {self.skipped} skipped, {self.failed} failed (log: {self.log})"

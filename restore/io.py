@@ -481,7 +481,7 @@ def _output_depth(p: Path, ext: str, bit_depth: int) -> int:
     if ext in (".jpg", ".jpeg", ".bmp"):
         return 8  # these formats hold 8 bits only; higher depths fall back quietly
     if ext == ".png" and bit_depth == 32:
-        raise RestoreError(f"{p}: PNG holds 8 or 16 bits; write a .tif for float (32-bit) output")
+        raise RestoreError(f"{p}: PNG holds 8 or 16 bits: write a .tif for float (32-bit) output, or pass bit_depth=16")
     return bit_depth
 
 
