@@ -24,7 +24,7 @@ from tqdm import tqdm
 from restore.errors import RestoreError
 from restore.io import temp_path
 from restore.memory import pin_malloc_thresholds
-from restore.pixel_values import check_finite, check_unit_range, operator_noise_std
+from restore.pixel_values import HIGH, LOW, check_finite, check_unit_range, operator_noise_std
 from restore.tiling import TileGrid
 
 # GDAL caches raster blocks up to 5% of RAM by default, and keeps written blocks
@@ -149,11 +149,16 @@ class RasterReader:
         return self.pixels(self.read_raw(r0, r1, c0, c1))
 
     def pixels(self, raw: np.ndarray) -> np.ndarray:
-        """``scaled`` raw pixels with NaN / inf nodata pixels set to 0 (they are written back as nodata)."""
+        """``scaled`` raw pixels, nodata pixels that are NaN, inf or far outside [0, 1] (-9999) set to 0.
+
+        They are written back as nodata; set to 0 they neither spread NaN nor fail the range check.
+        """
         out = self.scaled(raw)
         nodata = self.nodata_of(raw)
         if nodata is not None and nodata.any():
-            out[:, nodata & ~np.isfinite(out).all(axis=0)] = 0.0
+            with np.errstate(invalid="ignore"):
+                wild = (~np.isfinite(out) | (out < LOW) | (out > HIGH)).any(axis=0)
+            out[:, nodata & wild] = 0.0
         return out
 
     def scaled(self, raw: np.ndarray) -> np.ndarray:

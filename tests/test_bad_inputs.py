@@ -514,3 +514,21 @@ def test_bar_twenty_images_five_bad_kinds_python(tmp_path, restorer_calls):
     restorer_calls.clear()
     again = restore.run(folder, task="denoise", model="nlm", sigma=20, out_dir=out, progress=False)
     assert (again.done, again.skipped, again.failed) == (0, 15, 5) and restorer_calls == []
+
+
+def test_1_nodata_pixels_of_a_streamed_geotiff_are_not_refused(tmp_path):
+    """NaN or -9999 nodata is the file saying "no value here": it stays nodata, and is neither NaN-spread nor refused."""
+    rasterio = pytest.importorskip("rasterio")
+    from rasterio.transform import from_origin
+
+    for nodata in (np.nan, -9999.0):
+        src, out = tmp_path / f"geo{nodata}.tif", tmp_path / f"out{nodata}.tif"
+        a = np.random.default_rng(0).random((1, 48, 48)).astype(np.float32)
+        a[0, :5, :5] = nodata
+        with rasterio.open(src, "w", driver="GTiff", width=48, height=48, count=1, dtype="float32", nodata=nodata,
+                           crs="EPSG:32631", transform=from_origin(0, 0, 10, 10)) as dst:
+            dst.write(a)
+        assert invoke("denoise", src, "-o", out, "--model", "nlm", "--sigma", 10, "-q").exit_code == 0
+        with rasterio.open(out) as r:
+            b = r.read(1)
+        assert np.isfinite(b[10:, 10:]).all() and (np.isnan(b[:5, :5]).all() if np.isnan(nodata) else (b[:5, :5] == nodata).all())
