@@ -46,6 +46,7 @@ def main() -> None:
     ap.add_argument("--dataset", type=Path, required=True)
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--weights-dir", type=Path, default=WEIGHTS_DIR)
+    ap.add_argument("--before", type=Path, help="an earlier run's .json: its points are compared and plotted too")
     args = ap.parse_args()
     images = [centre_crop(read_image(p).pixels) for p in list_images(args.dataset)]
     loader = VbleRestorer(weights_dir=args.weights_dir)
@@ -57,10 +58,56 @@ def main() -> None:
     doc = {"commit": git_commit(), "cpu": cpu_model(), "rows": rows}
     args.out.with_suffix(".json").write_text(json.dumps(doc, indent=1) + "\n")
     lines = [f"# Compressive autoencoders: rate-distortion on {args.dataset.name} (256 x 256 centre crops)", "",
-             f"Commit {doc['commit']}. Reproduce: `python benchmarks/cae_rd.py --dataset {args.dataset} --out {args.out}`", "",
+             f"Commit {doc['commit']}. Reproduce: `python benchmarks/cae_rd.py --dataset {args.dataset} --out {args.out}"
+             + (f" --before {args.before}" if args.before else "") + "`", "",
              "| weights | alpha | bits per pixel | PSNR (dB) | images |", "|---|---|---|---|---|"]
     lines += [f"| {r['weights']} | {r['alpha']} | {r['bpp']} | {r['psnr']} | {r['images']} |" for r in rows]
+    if args.before:
+        lines += compare_with(json.loads(args.before.read_text()), doc, args.before, args.out)
     args.out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+
+
+def compare_with(before: dict, now: dict, before_path: Path, out: Path) -> list[str]:
+    """Rows comparing each autoencoder with its earlier weights; where the rate moved, the earlier
+    pair's slope (dB per bpp between the two autoencoders) says what the rate change alone buys."""
+    old = {r["weights"]: r for r in before["rows"]}
+    pts = sorted(old.values(), key=lambda r: r["bpp"])
+    slope = (pts[-1]["psnr"] - pts[0]["psnr"]) / (pts[-1]["bpp"] - pts[0]["bpp"]) if len(pts) > 1 else float("nan")
+    lines = ["", f"Against the earlier weights ({before_path.name}, commit {before.get('commit', '?')}); the earlier "
+             f"rate-distortion slope between the two autoencoders is {slope:.2f} dB per bpp.", "",
+             "| weights | bpp before -> now | PSNR before -> now | PSNR gain | gain at equal rate (via the slope) |",
+             "|---|---|---|---:|---:|"]
+    for r in now["rows"]:
+        b = old.get(r["weights"])
+        if b is None:
+            continue
+        gain = r["psnr"] - b["psnr"]
+        at_equal = gain - slope * (r["bpp"] - b["bpp"])
+        lines.append(f"| {r['weights']} | {b['bpp']} -> {r['bpp']} | {b['psnr']} -> {r['psnr']} | {gain:+.3f} | {at_equal:+.3f} |")
+    _plot(before["rows"], now["rows"], out.with_suffix(".png"))
+    lines += ["", f"Both sets of points: `{out.with_suffix('.png').name}`."]
+    return lines
+
+
+def _plot(before: list[dict], now: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.6))
+    for rows, label, style in ((before, "earlier weights", "o--"), (now, "now", "s-")):
+        rows = sorted(rows, key=lambda r: r["bpp"])
+        ax.plot([r["bpp"] for r in rows], [r["psnr"] for r in rows], style, label=label)
+        for r in rows:
+            ax.annotate(r["weights"], (r["bpp"], r["psnr"]), textcoords="offset points", xytext=(4, -10), fontsize=7)
+    ax.set_xlabel("bits per pixel")
+    ax.set_ylabel("PSNR (dB), CBSD68 256 x 256 crops")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ sys.path.insert(0, str(REPO))
 from restore.training import cae as cae_training  # noqa: E402
 from restore.training import lidia as lidia_training  # noqa: E402
 from restore.training.campaign.queue import campaign_jobs, select  # noqa: E402
+from restore.training.data import WeightAverage  # noqa: E402
 
 
 def curve(job, fast: bool, batches: list[torch.Tensor]) -> tuple[list[float], dict]:
@@ -30,6 +31,8 @@ def curve(job, fast: bool, batches: list[torch.Tensor]) -> tuple[list[float], di
         model = job.prepare(model)
     model.train()
     opt = torch.optim.Adam(model.parameters(), lr=job.recipe.lr)
+    # Raw weights right after a step are noisy (fresh moments at full rate): validate a short average too.
+    average = WeightAverage(model, 0.99)
     losses = []
     for i, x in enumerate(batches):
         torch.manual_seed(i)
@@ -42,8 +45,9 @@ def curve(job, fast: bool, batches: list[torch.Tensor]) -> tuple[list[float], di
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), job.recipe.clip)
         opt.step()
+        average.update(model)
         losses.append(float(loss.detach()))
-    return losses, job.validate(model.eval())
+    return losses, {"raw": job.validate(model.eval()), "average 0.99": job.validate(average.model)}
 
 
 def main() -> None:

@@ -21,7 +21,8 @@ from restore.training.campaign.release import release_model  # noqa: E402
 from restore.training.campaign.report import CARD_BEGIN, status_table  # noqa: E402
 from restore.training.campaign.runner import RunSettings, run_campaign  # noqa: E402
 from restore.training.campaign.schedule import next_job  # noqa: E402
-from restore.training.campaign.state import CampaignState, load_state, read_bookkeeping, save_state  # noqa: E402
+from restore.training.campaign.state import (  # noqa: E402
+    CampaignState, load_average, load_state, read_bookkeeping, save_state)
 from restore.training.campaign.trainer import Trainer, fresh_state  # noqa: E402
 from restore.weights import read_manifest  # noqa: E402
 
@@ -83,6 +84,27 @@ def test_resume_continues_the_count_and_the_weights(dirs, store_moments: bool) -
     assert back.learning_rate() == (job.recipe.lr if store_moments else job.recipe.lr / job.recipe.warmup)
     # The random streams continue where they were, not from the start.
     assert torch.equal(back.sampler.generator.get_state(), trainer.sampler.generator.get_state())
+
+
+def test_an_average_kept_out_of_the_state_resumes_from_its_local_file(dirs) -> None:
+    """Jobs that commit only fp16 weights keep the average in an ignored file; a clone restarts it from the weights."""
+    weights, models = dirs
+    job = TinyJob(weights_dir=weights, store_moments=False)
+    job.store_fp16, job.commit_average = True, False
+    run_campaign([job], RunSettings(minutes=0.02, slice_minutes=0.02, validate_seconds=1e9, models_dir=models),
+                 log=lambda m: None)
+    state = load_state(job.state_path(models))
+    assert not state.group("ema") and not state.group("adam")
+    assert all(v.dtype == torch.float16 for v in state.group("model").values())
+    average = load_average(job.local_average_path(models), state.steps)
+    assert average is not None and load_average(job.local_average_path(models), state.steps + 1) is None
+    here = Trainer(job, state, torch.device("cpu"), {}, average=average)
+    clone = Trainer(job, load_state(job.state_path(models)), torch.device("cpu"), {})
+    for k, a in here.average.model.state_dict().items():
+        assert torch.equal(a, average[k])  # this machine: the average continues
+    for k, a in clone.average.model.state_dict().items():
+        assert torch.equal(a, state.group("model")[k].float())  # elsewhere: it restarts from the weights
+    assert release_model(job, [job], models, log=lambda m: None) in (True, False)  # reads the local average
 
 
 def test_run_trains_saves_and_validates(dirs) -> None:

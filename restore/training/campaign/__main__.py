@@ -96,7 +96,8 @@ def adopt(job, run: Path, models_dir: Path) -> None:
         raise SystemExit(f"{job.name} already has a campaign state ({path}); adopting would lose its count")
     meta = json.loads(run.with_suffix(".json").read_text())["training"]
     state = fresh_state(job)
-    state.tensors = {f"ema.{k}": v for k, v in load_weights(run.with_suffix(".safetensors")).items()}
+    # The run's file holds its weight average: the campaign's weights and average both start from it.
+    state.tensors = {f"model.{k}": v for k, v in load_weights(run.with_suffix(".safetensors")).items()}
     cpu = float(meta["train_seconds"]) * int(meta.get("threads", 1))
     state.runs.append({"started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                        "steps": int(meta["steps"]), "cpu_seconds": cpu, "device": "cpu", "threads": meta.get("threads", 1),

@@ -15,15 +15,16 @@ VAL_SIDE = 256  # the card's CBSD68 protocol: central 256 x 256 crops
 class CaeJob(Job):
     """A compressive autoencoder at rate trade-off ``alpha``: loss alpha 255^2 MSE + bpp.
 
-    Only the weight average is stored, in fp16 (3.5 MB instead of 21 MB with
-    fp32 weights and Adam moments): resuming restarts the raw weights from the
-    average with fresh moments after a 100-step warm-up, which costs nothing
-    measurable (``benchmarks/results/campaign_resume.md``).
+    The committed state holds the weights in fp16 and neither Adam's moments
+    nor the weight average (3.5 MB instead of 28 MB): a resume continues from the
+    weights with fresh moments after a 100-step warm-up and restarts the average
+    from them, which costs nothing measurable (``benchmarks/results/campaign_resume.md``).
     """
 
     card = "vble"
     store_moments = False
     store_fp16 = True
+    commit_average = False
     release_fp16 = True
 
     def __init__(self, name: str, alpha: float, priority: float, budget: ShippedBudget, **kwargs) -> None:

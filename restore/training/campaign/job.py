@@ -52,9 +52,12 @@ class Job:
         name: the shipped weights' name (``weights/<name>.safetensors``).
         card: the model card folder under ``models/`` whose ``campaign/`` holds the state.
         priority: share of campaign time (see ``schedule.next_job``).
-        store_moments: whether the state keeps the optimiser's moments and fp32 raw weights;
-            False keeps only the weight average (in fp16 when ``store_fp16``), and a
-            resume restarts the raw weights from it with fresh moments and a warm-up.
+        store_moments: whether the committed state keeps the optimiser's moments; without
+            them a resume starts fresh moments with a warm-up.
+        store_fp16: whether the committed weights are stored in fp16.
+        commit_average: whether the weight average is in the committed state; when not,
+            it is saved beside it in an ignored ``.local/`` file (what ``release`` ships on
+            this machine), and a resume elsewhere restarts the average from the weights.
     """
 
     name: str
@@ -66,6 +69,7 @@ class Job:
     data: tuple[str, ...] = ("BSDS500/train", "BSDS500/test")
     store_moments: bool = True
     store_fp16: bool = False
+    commit_average: bool = True
     release_fp16: bool = False
 
     def __init__(self, data_root: Path = DATA_ROOT, weights_dir: Path = WEIGHTS_DIR) -> None:
@@ -92,6 +96,10 @@ class Job:
 
     def state_path(self, models_dir: Path = MODELS_DIR) -> Path:
         return Path(models_dir) / self.card / "campaign" / f"{self.name}.safetensors"
+
+    def local_average_path(self, models_dir: Path = MODELS_DIR) -> Path:
+        """Where the weight average lives when it is not committed (``models/*/campaign/.local/`` is ignored)."""
+        return self.state_path(models_dir).parent / ".local" / f"{self.name}.average.safetensors"
 
     # ---- training -------------------------------------------------------------
     def sampler(self, device: torch.device, generator_seed: int, cache: dict) -> PatchSampler:

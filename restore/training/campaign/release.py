@@ -7,7 +7,7 @@ from pathlib import Path
 
 from restore.training.campaign.job import MODELS_DIR, Job
 from restore.training.campaign.report import card_section, write_card_section
-from restore.training.campaign.state import load_state, save_state
+from restore.training.campaign.state import load_average, load_state, save_state
 from restore.training.release import release as write_release
 from restore.weights import read_manifest, save_model
 
@@ -31,7 +31,7 @@ def release_model(job: Job, jobs: list[Job], models_dir: Path = MODELS_DIR, log=
     if state is None:
         raise SystemExit(f"{job.name} has no campaign state at {path}: run `campaign run` first")
     candidate = job.new_model()
-    candidate.load_state_dict(state.group("ema"))
+    candidate.load_state_dict(candidate_weights(job, state, models_dir, log))
     cand, shipped = job.validate(candidate), job.validate(job.shipped_model())
     gain = shipped["loss"] - cand["loss"]
     log(f"{job.name}: candidate {cand}; shipped {shipped}; gain {gain:+.5f} (needs > {job.recipe.release_margin})")
@@ -59,6 +59,15 @@ def release_model(job: Job, jobs: list[Job], models_dir: Path = MODELS_DIR, log=
     write_card_section(models_dir / job.card / "README.md", card_section(card_jobs, models_dir))
     log(f"{job.name}: released ({stored}); re-run the benchmarks its card lists for the scores on test sets")
     return True
+
+
+def candidate_weights(job: Job, state, models_dir: Path, log) -> dict:
+    """The weight average: from the state, or its local file; the weights themselves when neither is here."""
+    average = state.group("ema") or load_average(job.local_average_path(models_dir), state.steps)
+    if average:
+        return average
+    log(f"{job.name}: no weight average for this state on this machine; the candidate is the weights themselves")
+    return state.group("model")
 
 
 def _validation_text(doc: dict) -> str:

@@ -11,7 +11,7 @@ import torch
 
 from restore.training.campaign.job import MODELS_DIR, Job
 from restore.training.campaign.schedule import next_job
-from restore.training.campaign.state import CampaignState, load_state, save_state
+from restore.training.campaign.state import CampaignState, load_average, load_state, save_average, save_state
 from restore.training.campaign.trainer import Trainer, cpu_clock, fresh_state
 
 
@@ -66,7 +66,10 @@ def validate_into(job: Job, trainer: Trainer) -> None:
 
 
 def _save(job: Job, trainer: Trainer, models_dir: Path) -> None:
-    save_state(trainer.to_state(), job.state_path(models_dir))
+    state = trainer.to_state()
+    if not job.commit_average:  # first, so that a state on disk never lacks its average here
+        save_average(trainer.average.model.state_dict(), state.steps, job.local_average_path(models_dir))
+    save_state(state, job.state_path(models_dir))
 
 
 def _load(job: Job, models_dir: Path) -> CampaignState:
@@ -88,8 +91,9 @@ def run_campaign(jobs: list[Job], settings: RunSettings, log=print) -> dict[str,
         try:
             trainer = trainers.get(job.name)
             if trainer is None:
-                trainer = trainers[job.name] = Trainer(job, _load(job, settings.models_dir), device, cache,
-                                                          settings.batch_scale)
+                state = _load(job, settings.models_dir)
+                average = load_average(job.local_average_path(settings.models_dir), state.steps)
+                trainer = trainers[job.name] = Trainer(job, state, device, cache, settings.batch_scale, average)
                 log(f"{job.name}: resumed at step {trainer.state.steps:,} ({trainer.state.cpu_seconds / 3600:.2f} CPU-h)")
             spent[job.name] = spent.get(job.name, 0.0) + _train_slice(job, trainer, settings, stop, deadline, log)
         except Exception as e:  # one broken model must not stop the others' training

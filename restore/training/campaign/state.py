@@ -89,3 +89,21 @@ def load_state(path: Path) -> CampaignState | None:
         doc = json.loads(f.metadata()[STATE_KEY])
         tensors = {k: f.get_tensor(k) for k in f.keys()}
     return CampaignState(**doc, tensors=tensors)
+
+
+def save_average(average: dict[str, torch.Tensor], steps: int, path: Path) -> None:
+    """The weight average of a state that does not commit it, tagged with the state's step count."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    save_file({k: v.detach().contiguous().cpu() for k, v in average.items()}, str(tmp), metadata={"steps": str(steps)})
+    os.replace(tmp, path)
+
+
+def load_average(path: Path, steps: int) -> dict[str, torch.Tensor] | None:
+    """The saved average when it belongs to the state at ``steps`` (not a stale one from an older state)."""
+    if not path.is_file():
+        return None
+    with safe_open(str(path), framework="pt") as f:
+        if f.metadata().get("steps") != str(steps):
+            return None
+        return {k: f.get_tensor(k) for k in f.keys()}

@@ -20,7 +20,7 @@ def fresh_state(job: Job) -> CampaignState:
         cpu_seconds=float(job.budget.cpu_seconds),
         base={"weights": job.name, "sha256": job.shipped_sha(), "steps": job.budget.steps,
               "cpu_seconds": job.budget.cpu_seconds, "note": job.budget.note},
-        tensors={f"ema.{k}": v.float() for k, v in shipped.state_dict().items()},
+        tensors={f"model.{k}": v.float() for k, v in shipped.state_dict().items()},
     )
 
 
@@ -30,17 +30,24 @@ def _adam(params, lr: float) -> torch.optim.Adam:
 
 
 class Trainer:
-    """Trains ``job``'s model from ``state`` on ``device``; ``to_state`` gives back what to save."""
+    """Trains ``job``'s model from ``state`` on ``device``; ``to_state`` gives back what to save.
 
-    def __init__(self, job: Job, state: CampaignState, device: torch.device, cache: dict, batch_scale: int = 1) -> None:
+    ``average``: the weight average saved outside the state (``Job.commit_average``
+    False), when it belongs to this state; without one the average restarts from
+    the weights.
+    """
+
+    def __init__(self, job: Job, state: CampaignState, device: torch.device, cache: dict, batch_scale: int = 1,
+                 average: dict[str, torch.Tensor] | None = None) -> None:
         self.job, self.state, self.device, self.batch_scale = job, state, device, batch_scale
         recipe = job.recipe
         model = job.new_model()
-        raw = state.group("model")
-        model.load_state_dict(raw or state.group("ema"))
+        # States written before the weights were stored hold only the average: start from it.
+        raw = state.group("model") or state.group("ema")
+        model.load_state_dict(raw)
         self.model = job.prepare(model.to(device)).train()
         self.average = WeightAverage(self.model, recipe.ema)
-        self.average.model.load_state_dict(state.group("ema"))
+        self.average.model.load_state_dict(state.group("ema") or average or raw)
         self.opt = _adam(self.model.parameters(), recipe.lr)
         self.resumed_moments = self._load_moments(state)
         self.generator = torch.Generator()
@@ -109,11 +116,13 @@ class Trainer:
     def to_state(self) -> CampaignState:
         """The state to save now (tensors refreshed; the bookkeeping is shared)."""
         job, tensors = self.job, {}
-        for k, v in self.average.model.state_dict().items():
-            tensors[f"ema.{k}"] = v.half() if job.store_fp16 and v.is_floating_point() else v
+        half = (lambda v: v.half() if v.is_floating_point() else v) if job.store_fp16 else (lambda v: v)
+        for k, v in self.model.state_dict().items():
+            tensors[f"model.{k}"] = half(v)
+        if job.commit_average:
+            for k, v in self.average.model.state_dict().items():
+                tensors[f"ema.{k}"] = half(v)
         if job.store_moments:
-            for k, v in self.model.state_dict().items():
-                tensors[f"model.{k}"] = v
             for i, p in enumerate(self.model.parameters()):
                 st = self.opt.state.get(p)
                 if st:
