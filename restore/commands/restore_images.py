@@ -185,7 +185,10 @@ def check_writable(folder: Path) -> None:
         os.close(fd)
         os.unlink(probe)
     except OSError as exc:
-        raise RestoreError(f"output folder {existing} is not writable ({exc.strerror or exc})") from None
+        reason = exc.strerror or exc
+        if existing != folder:  # name the folder asked for, and the one that stops it being created
+            raise RestoreError(f"cannot create the output folder {folder}: {existing} is not writable ({reason})") from None
+        raise RestoreError(f"output folder {folder} is not writable ({reason})") from None
 
 
 def check_extra_outputs(job: RestoreJob, count: int) -> None:
