@@ -195,3 +195,16 @@ def test_shipped_budgets_match_the_weights() -> None:
         released_by_campaign = "campaign_runs" in meta  # its JSON then holds the cumulative count
         assert isinstance(job.budget, ShippedBudget)
         assert released_by_campaign or job.budget.steps >= int(meta["steps"])
+
+
+def test_release_refuses_while_a_run_trains(dirs) -> None:
+    from restore.training.campaign.runner import run_lock
+
+    weights, models = dirs
+    job = TinyJob(weights_dir=weights)
+    save_state(fresh_state(job), job.state_path(models))
+    run_lock(models).write_text(str(os.getpid()))  # a live process holds the lock
+    with pytest.raises(SystemExit, match="is training"):
+        release_model(job, [job], models, log=lambda m: None)
+    run_lock(models).write_text("999999999")  # a dead one does not
+    assert not release_model(job, [job], models, log=lambda m: None)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from restore.training.campaign.job import MODELS_DIR, Job
 from restore.training.campaign.report import card_section, write_card_section
+from restore.training.campaign.runner import running_pid
 from restore.training.campaign.state import load_average, load_state, save_state
 from restore.training.release import release as write_release
 from restore.weights import read_manifest, save_model
@@ -26,6 +27,9 @@ def release_model(job: Job, jobs: list[Job], models_dir: Path = MODELS_DIR, log=
     re-measured) and the model card's campaign section.
     Returns whether it released.
     """
+    pid = running_pid(models_dir)
+    if pid is not None:
+        raise SystemExit(f"a campaign run (PID {pid}) is training; stop it (kill -TERM {pid}) before a release")
     path = job.state_path(models_dir)
     state = load_state(path)
     if state is None:

@@ -1,6 +1,7 @@
 """``campaign run``: train the queue for a wall-clock budget, saving often, stopping cleanly on a signal."""
 from __future__ import annotations
 
+import os
 import signal
 import time
 import traceback
@@ -76,8 +77,36 @@ def _load(job: Job, models_dir: Path) -> CampaignState:
     return load_state(job.state_path(models_dir)) or fresh_state(job)
 
 
+def run_lock(models_dir: Path) -> Path:
+    """The file that says a run is training (``release`` refuses meanwhile: the run would save over it)."""
+    return Path(models_dir) / ".campaign-run.pid"
+
+
+def running_pid(models_dir: Path) -> int | None:
+    """The PID of a live ``campaign run`` on these states, or None."""
+    try:
+        pid = int(run_lock(models_dir).read_text())
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return None
+    return pid
+
+
 def run_campaign(jobs: list[Job], settings: RunSettings, log=print) -> dict[str, int]:
     """Train ``jobs`` by priority for ``settings.minutes``; returns the steps each made."""
+    other = running_pid(settings.models_dir)
+    if other is not None and other != os.getpid():
+        raise SystemExit(f"a campaign run (PID {other}) is already training these models; stop it first")
+    lock = run_lock(settings.models_dir)
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    lock.write_text(str(os.getpid()))
+    try:
+        return _run(jobs, settings, log)
+    finally:
+        lock.unlink(missing_ok=True)
+
+
+def _run(jobs: list[Job], settings: RunSettings, log) -> dict[str, int]:
     torch.set_num_threads(settings.threads)
     device = torch.device(settings.device)
     stop = StopSignal()
