@@ -6,15 +6,17 @@ from torch import nn
 
 from restore.nets.cae import CaeConfig, CompressiveAutoencoder
 from restore.nets.variance_decoder import VarianceDecoder, gaussian_nll
+from restore.restorers.vble import frozen_net
 from restore.training.cae import bf16_available, prepare_for_training
-from restore.training.campaign.job import Job, Recipe, ShippedBudget
+from restore.training.campaign.cae_job import AutoencoderFamilyJob
+from restore.training.campaign.job import ShippedBudget
 from restore.training.campaign.validation import validation_crops
-from restore.weights import load_state, sha256
+from restore.weights import sha256
 
 VAL_SIDE = 256
 
 
-class VarianceJob(Job):
+class VarianceJob(AutoencoderFamilyJob):
     """sigma_theta(z) by the Gaussian NLL of each crop around D(z + U), the autoencoder frozen.
 
     It always trains against the autoencoder shipped now: after a release of
@@ -22,18 +24,9 @@ class VarianceJob(Job):
     decoder's) is taken against that one, so both are compared on equal terms.
     """
 
-    card = "vble"
-    # Like the autoencoders: fp16 weights only (0.75 MB, not 6 MB with fp32 weights, average and
-    # moments), which keeps a session's state commit under 15 MB.
-    store_moments = False
-    store_fp16 = True
-    commit_average = False
-    release_fp16 = True
-
     def __init__(self, name: str, cae: str, priority: float, budget: ShippedBudget, **kwargs) -> None:
         super().__init__(**kwargs)
         self.name, self.cae_name, self.priority, self.budget = name, cae, priority, budget
-        self.recipe = Recipe(lr=2e-4, ema=0.999, batch=4, crop=128, warmup=100, clip=20.0)
         self._cae: CompressiveAutoencoder | None = None
         self._val: list[torch.Tensor] | None = None
 
@@ -47,14 +40,10 @@ class VarianceJob(Job):
 
     def autoencoder(self) -> CompressiveAutoencoder:
         if self._cae is None:
-            stem = self.weights_dir / self.cae_name
-            cae = CompressiveAutoencoder(CaeConfig(**self.shipped_config()["config"]))
-            cae.load_state_dict(load_state(stem.with_suffix(".safetensors")))
-            self._cae = prepare_for_training(cae.eval().requires_grad_(False))
+            # The shipped autoencoder with its own config, verified against the manifest.
+            cae = frozen_net(CompressiveAutoencoder, self.cae_name, self.weights_dir, torch.device("cpu"))
+            self._cae = prepare_for_training(cae)
         return self._cae
-
-    def prepare(self, model: nn.Module) -> nn.Module:
-        return prepare_for_training(model)
 
     def loss(self, model: nn.Module, batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         x = batch.contiguous(memory_format=torch.channels_last)
