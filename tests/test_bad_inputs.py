@@ -348,7 +348,7 @@ def test_8_a_failed_write_leaves_no_temp_file(tmp_path, monkeypatch):
         fh.write(b"half")
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("restore.io._write_tiff", broken)
+    monkeypatch.setattr("restore.io.tiff_codec.write", broken)
     with pytest.raises(RestoreError, match="No space left"):
         write_image(tmp_path / "o.tif", torch.rand(1, 1, 8, 8))
     assert list(tmp_path.iterdir()) == []

@@ -114,7 +114,7 @@ def test_write_is_atomic_and_leaves_no_temp_file(tmp_path: Path, monkeypatch: py
     def failing_replace(src: object, dst: object) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(rio.os, "replace", failing_replace)
+    monkeypatch.setattr(os, "replace", failing_replace)
     with pytest.raises(RestoreError, match="cannot write"):
         rio.write_image(tmp_path / "sub" / "b.tif", rio.from_numpy_image(_gray8()))
     assert os.listdir(out.parent) == ["out.png"]
