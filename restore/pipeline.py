@@ -1,18 +1,25 @@
 """Run any restorer over images of any size: tiles with a halo, batched on the device, blended.
 
-``Pipeline(restorer, operator, tile=512, overlap=64, batch_size=8, device="cuda")``
-is called on a tensor, a NumPy array, an image path or a Dask array. Rasters
-larger than memory go through :meth:`Pipeline.restore_file`, which streams
-GeoTIFF blocks (see ``restore.raster``); Dask arrays go through
-``restore.scaleout``. All paths share one block function, so they give the
-same pixels.
+``Pipeline(restorer, operator, tile=512, overlap=64, batch_size=8)`` is called
+on a tensor, a NumPy array, an image path or a Dask array. Its parts: a tile
+grid (``restore.tiling.TileGrid``) splits each image, the restorer runs on
+batches of tiles on the device, and a merger (``restore.merging``) blends the
+cores in float32 off the device. Rasters larger than memory go through
+:meth:`Pipeline.restore_file`, streamed block by block into a GeoTIFF
+(``restore.raster``) or on a Dask cluster (``restore.scaleout``); both are
+drivers over the one block function, :meth:`Pipeline.restore_block`, so every
+path gives the same pixels.
+
+A pipeline is immutable. Its settings (``restore.pipeline_settings``) are fixed
+at construction: a call that runs out of memory shrinks its tiles for that
+call only (``restore.tile_fallback``). It never moves a restorer it was given:
+it runs on that restorer's device.
 """
 from __future__ import annotations
 
 import math
 import sys
 from contextlib import nullcontext
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -20,28 +27,23 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from restore.bands import BandGroup, band_slices
 from restore.errors import RestoreError
+from restore.merging import RestorationMerger
 from restore.noise_field import PositionalNoise
 from restore.operators.base import Operator, check_image
+from restore.pipeline_settings import PRECISIONS, PipelineSettings, default_overlap, min_tile, same_device
 from restore.pixel_values import check_finite, check_unit_range, operator_noise_std
 from restore.restorers.base import Restoration, Restorer, load
-from restore.tiling import Merger, Tile, TileGrid
+from restore.tile_fallback import TileFallback, is_out_of_memory
+from restore.tiling import Tile, TileGrid
 
-PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+__all__ = ["PRECISIONS", "BandGroup", "Pipeline", "band_slices", "centre_crop", "min_tile", "upscale_of"]
+
 # Side of the centre crop whole-image decisions (noise level, adaptation) are made on.
 SAMPLE_SIDE = 1024
-DEFAULT_OVERLAP = 64
-# Tiles are not halved below this on out-of-memory.
-MIN_TILE = 32
-# No tile core is smaller than this, nor than its halo: smaller ones spend most of their time on context.
-SMALLEST_TILE = 16
 NONFINITE_FIX = "replace or mask them first (e.g. torch.nan_to_num)"
 RANGE_FIX = "divide the image by its full-scale value first (e.g. x / {scale})"
-
-
-def min_tile(halo: int) -> int:
-    """The smallest tile side worth running with a halo of ``halo`` pixels."""
-    return max(SMALLEST_TILE, int(halo))
 
 
 def _say(message: str) -> None:
@@ -63,57 +65,66 @@ def upscale_of(operator: Operator) -> int:
     return round(factor)
 
 
-@dataclass
-class BandGroup:
-    """Bands ``bands`` of an image, restored together by ``restorer`` inverting ``operator``."""
+def restorer_on(restorer: Restorer | str, device: str | torch.device | None) -> tuple[Restorer, torch.device]:
+    """The restorer a pipeline runs and the device it runs on, never moving a restorer it was given.
 
-    bands: slice
-    restorer: Restorer
-    operator: Operator
-
-
-def band_slices(channels: int, accepted: tuple[int, ...] | None) -> list[slice]:
-    """How to split ``channels`` bands for a restorer taking ``accepted`` channel counts.
-
-    All together when it can. Otherwise, for a restorer of RGB and gray images,
-    consecutive triples go through as RGB and the rest one by one as gray (a
-    4-band RGB+NIR raster: bands 1-3 as colour, band 4 as gray, so the colour
-    prior still sees the visible bands together); for a gray-only restorer,
-    every band alone.
+    A registry name is loaded and put on ``device`` (default "cpu"): the
+    pipeline owns that restorer. A restorer object runs where it already is:
+    ``device`` defaults to its own, and another device is an error, since
+    moving it would change the caller's object behind its back.
     """
-    if accepted is None or channels in accepted:
-        return [slice(0, channels)]
-    if 1 not in accepted:
-        raise RestoreError(f"the model takes {' or '.join(map(str, accepted))}-channel images, not {channels} bands")
-    triples = channels // 3 if 3 in accepted else 0
-    groups = [slice(3 * k, 3 * k + 3) for k in range(triples)]
-    return groups + [slice(c, c + 1) for c in range(3 * triples, channels)]
+    if isinstance(restorer, str):
+        target = torch.device(device if device is not None else "cpu")
+        return load(restorer).to(target), target
+    own = torch.device(getattr(restorer, "device", "cpu"))
+    if device is not None and not same_device(own, torch.device(device)):
+        raise RestoreError(f"the restorer is on {own}, not on the requested device {device}: load it there "
+                           f"(restore.load(name, device=...)) or move it first (restorer.to(device))")
+    return restorer, own
+
+
+def _setting(name: str) -> property:
+    return property(lambda self: getattr(self.settings, name), doc=f"``settings.{name}``, fixed at construction.")
 
 
 class Pipeline:
     """A restorer and an operator, run tile by tile over images of any size.
 
     Args:
-        restorer: a Restorer, or a registry name to load.
+        restorer: a Restorer (run on its own device), or a registry name to load onto ``device``.
         operator: the degradation to invert.
         tile: core side of a tile in input pixels; 0 runs the restorer once on the whole image.
         overlap: pixels neighbouring tiles share and blend (raised-cosine); default
             a quarter of the tile, at most 64, for stochastic restorers, and 0 for
             deterministic ones (their halo already makes tiles agree).
         batch_size: tiles per restorer call.
-        device: "cpu", "cuda", "cuda:1", ...
+        device: "cpu", "cuda", "cuda:1", ...; default the restorer's own. A restorer
+            object on another device is refused, not moved.
         precision: "fp32", "fp16" or "bf16" compute (outputs and accumulators stay fp32;
             a tile batch that comes out NaN or inf is redone in fp32).
         halo: context around each tile; default the restorer's plus the operator's.
         seed: seeds the restorer's random choices (positional noise for stochastic ones).
-        block: side of the blocks a file is streamed in (input pixels).
+        block: side of the blocks a file is streamed in (input pixels; at least the tile).
         progress: show a progress bar over tiles.
         log: where messages (fallbacks, tile halving) go.
+
+    Settings cannot be assigned afterwards (``pipe.tile = 256`` raises
+    AttributeError); :meth:`replace` builds a pipeline with other settings.
 
     Example:
         >>> pipe = Pipeline("lidia", Denoise(sigma=25 / 255), tile=256, overlap=32)  # doctest: +SKIP
         >>> clean = pipe(noisy)  # tensor in, tensor out  # doctest: +SKIP
     """
+
+    tile = _setting("tile")
+    overlap = _setting("overlap")
+    batch_size = _setting("batch_size")
+    device = _setting("device")
+    precision = _setting("precision")
+    halo = _setting("halo")
+    seed = _setting("seed")
+    block = _setting("block")
+    progress = _setting("progress")
 
     def __init__(
         self,
@@ -123,7 +134,7 @@ class Pipeline:
         tile: int = 512,
         overlap: int | None = None,
         batch_size: int = 8,
-        device: str | torch.device = "cpu",
+        device: str | torch.device | None = None,
         precision: str = "fp32",
         halo: int | None = None,
         seed: int = 0,
@@ -131,32 +142,30 @@ class Pipeline:
         progress: bool = False,
         log: Callable[[str], None] = _say,
     ) -> None:
-        if precision not in PRECISIONS:
+        if precision not in PRECISIONS:  # before loading anything by name
             raise RestoreError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-        if batch_size < 1:
-            raise RestoreError(f"batch size must be >= 1, got {batch_size}")
-        self.restorer = load(restorer) if isinstance(restorer, str) else restorer
-        if overlap is None:
-            # A deterministic restorer with a full halo gives the same core whatever
-            # the tile, so blending would only cost time; samplers need it.
-            overlap = min(DEFAULT_OVERLAP, tile // 4) if self.restorer.stochastic else 0
-        if tile < 0 or overlap < 0 or (tile and overlap >= tile):
-            raise RestoreError(f"need tile >= 0 and 0 <= overlap < tile, got tile={tile}, overlap={overlap}")
-        self.device = torch.device(device)
-        self.restorer.to(self.device)
-        self.operator = operator
-        self.tile, self.overlap, self.batch_size = tile, overlap, batch_size
-        self.precision = precision
-        self.halo = halo if halo is not None else self.restorer.halo + math.ceil(operator.halo)
-        if tile and tile < min_tile(self.halo):
-            raise RestoreError(f"tile {tile} is too small for a halo of {self.halo} pixels (this restorer and operator): "
-                               f"use a tile of at least {min_tile(self.halo)}, or 0 for the whole image")
-        self.seed = seed
-        self.block = max(block, tile)
-        self.progress = progress
-        self.log = log
-        self.upscale = upscale_of(operator)
-        self._warned_precision = False
+        restorer, device = restorer_on(restorer, device)
+        settings = PipelineSettings(
+            tile=tile, overlap=default_overlap(tile, restorer.stochastic) if overlap is None else overlap,
+            batch_size=batch_size, device=device, precision=precision,
+            halo=halo if halo is not None else restorer.halo + math.ceil(operator.halo),
+            seed=seed, block=max(block, tile), progress=progress,
+        )
+        for name, value in (("restorer", restorer), ("operator", operator), ("settings", settings),
+                            ("upscale", upscale_of(operator)), ("log", log)):
+            object.__setattr__(self, name, value)
+
+    def __setattr__(self, name: str, value) -> None:
+        raise AttributeError(f"a Pipeline's settings are fixed at construction (cannot set {name!r}); "
+                             f"build another one, e.g. pipe.replace({name}=...)")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"a Pipeline's settings are fixed at construction (cannot delete {name!r})")
+
+    def replace(self, **changes) -> "Pipeline":
+        """A new pipeline with the same restorer and operator and ``changes`` to the settings (e.g. ``tile=256``)."""
+        current = {name: getattr(self.settings, name) for name in self.settings.__dataclass_fields__}
+        return Pipeline(self.restorer, self.operator, **(current | {"log": self.log} | changes))
 
     # ---- entry points -----------------------------------------------------------
     def __call__(self, x):
@@ -195,10 +204,11 @@ class Pipeline:
     def run(self, y: torch.Tensor) -> Restoration:
         """Restore B x C x H x W ``y``; each image is prepared (noise level, adaptation) as a whole."""
         self.check_input(y)
+        fallback = self.start_call()
         results = []
         for b in range(y.shape[0]):
             yb = y[b : b + 1]
-            results.append(self.restore_block(yb, self.prepared(centre_crop(yb))))
+            results.append(self.restore_block(yb, self.prepared(centre_crop(yb)), fallback=fallback))
         return _stack(results)
 
     def run_batch(self, y: torch.Tensor) -> Restoration:
@@ -211,10 +221,11 @@ class Pipeline:
         adapted network), so those images run one by one as in :meth:`run`.
         """
         self.check_input(y)
+        fallback = self.start_call()
         groups = [self.prepared(centre_crop(y[b : b + 1])) for b in range(y.shape[0])]
         if all(self._unprepared(g) for g in groups):
-            return self.restore_block(y, groups[0])
-        return _stack([self.restore_block(y[b : b + 1], g) for b, g in enumerate(groups)])
+            return self.restore_block(y, groups[0], fallback=fallback)
+        return _stack([self.restore_block(y[b : b + 1], g, fallback=fallback) for b, g in enumerate(groups)])
 
     def _unprepared(self, groups: list[BandGroup]) -> bool:
         return all(g.restorer is self.restorer and g.operator is self.operator for g in groups)
@@ -234,19 +245,40 @@ class Pipeline:
             groups.append(BandGroup(bands, restorer, operator))
         return groups
 
-    def restore_file(self, src, dst, **kwargs) -> None:
-        """Stream a raster file to ``dst`` block by block (see ``restore.raster.restore_raster``)."""
-        from restore.raster import restore_raster
+    def restore_file(self, src: str | Path, dst: str | Path, *, value_range: float | None = None,
+                     overwrite: bool = False, scheduler: str | None = None, workers: int | None = None) -> None:
+        """Restore raster ``src`` into GeoTIFF ``dst`` block by block (memory independent of the raster size).
 
-        restore_raster(self, src, dst, **kwargs)
+        Args:
+            src, dst: input raster and output GeoTIFF.
+            value_range: the integer value that means 1.0 (e.g. 4095 for 12-bit data).
+            overwrite: replace an existing ``dst``.
+            scheduler: None (this process, ``restore.raster``), "local" (a Dask LocalCluster) or a
+                Dask scheduler address (``restore.scaleout``).
+            workers: LocalCluster size (default: the CPU count).
+        """
+        if scheduler is None:
+            from restore.raster import restore_raster
+
+            restore_raster(self, src, dst, value_range=value_range, overwrite=overwrite)
+            return
+        from restore.scaleout import restore_raster_dask
+
+        restore_raster_dask(self, src, dst, value_range=value_range, overwrite=overwrite, scheduler=scheduler,
+                            workers=workers)
 
     # ---- the block function every path shares ---------------------------------
+    def start_call(self) -> TileFallback:
+        """The state one call carries across its blocks: the configured tile, until it runs out of memory."""
+        return TileFallback(self.tile, self.overlap)
+
     def restore_block(
         self,
         y: torch.Tensor,
         groups: list[BandGroup],
         origin: tuple[int, int] = (0, 0),
         region: tuple[int, int, int, int] | None = None,
+        fallback: TileFallback | None = None,
     ) -> Restoration:
         """Restore ``y`` (held off the device) tile by tile.
 
@@ -257,89 +289,65 @@ class Pipeline:
             origin: the block's place in the whole image (for positional noise).
             region: (row0, row1, col0, col1) of ``y`` to restore (default all); the
                 output covers just that region, at output resolution.
+            fallback: the calling driver's :meth:`start_call`, so that a tile halved
+                on one block stays halved for the next; default one for this block.
 
-        On CUDA out-of-memory the tile is halved and the block redone.
+        On out-of-memory the tile is halved and the block redone; the pipeline's settings are left as they are.
         """
         self.check_input(y, origin)
         region = region or (0, y.shape[-2], 0, y.shape[-1])
-        parts = [self._restore_bands(y[:, g.bands], g.restorer, g.operator, origin, region) for g in groups]
+        fallback = fallback or self.start_call()
+        parts = [self._restore_bands(y[:, g.bands], g, origin, region, fallback) for g in groups]
         if len(parts) == 1:
             return parts[0]
         cat = lambda name, dim: torch.cat([getattr(r, name) for r in parts], dim) if getattr(parts[0], name) is not None else None  # noqa: E731
         return Restoration(image=cat("image", 1), std=cat("std", 1), samples=cat("samples", 2),
                            info={"bands": [r.info for r in parts]})
 
-    def _restore_bands(self, y: torch.Tensor, restorer: Restorer, operator: Operator, origin: tuple[int, int],
-                       region: tuple[int, int, int, int]) -> Restoration:
-        tile = self.tile
+    def _restore_bands(self, y: torch.Tensor, group: BandGroup, origin: tuple[int, int],
+                       region: tuple[int, int, int, int], fallback: TileFallback) -> Restoration:
         while True:
             try:
-                return self._tiled(y, restorer, operator, origin, region, tile)
-            except torch.cuda.OutOfMemoryError:
-                if self.device.type == "cuda":
-                    torch.cuda.empty_cache()
-                smaller = (tile or max(y.shape[-2:])) // 2
-                if smaller < MIN_TILE:
-                    raise RestoreError(f"out of memory on {self.device} even with {MIN_TILE}-pixel tiles") from None
-                self.log(f"out of memory on {self.device} with tile {tile or 'whole image'}: retrying with tile {smaller}")
-                tile = self.tile = smaller
-                self.overlap = min(self.overlap, tile // 2)
+                return self._tiled(y, group, origin, region, fallback)
+            except RuntimeError as error:
+                if not is_out_of_memory(error):
+                    raise
+            # Out of the except block, so that a final "even with 32-pixel tiles" error does not chain the OOM.
+            if self.device.type == "cuda":
+                torch.cuda.empty_cache()
+            self.log(fallback.shrink(max(y.shape[-2:]), self.device))
 
-    def _tiled(self, y: torch.Tensor, restorer: Restorer, operator: Operator, origin: tuple[int, int],
-               region: tuple[int, int, int, int], tile: int) -> Restoration:
+    def _tiled(self, y: torch.Tensor, group: BandGroup, origin: tuple[int, int], region: tuple[int, int, int, int],
+               fallback: TileFallback) -> Restoration:
         s = self.upscale
-        grid = TileGrid(y.shape[-2], y.shape[-1], tile=tile, overlap=self.overlap, halo=self.halo,
-                        multiple=restorer.tile_multiple, region=region)
-        h, w = region[1] - region[0], region[3] - region[2]
-        # One merger per image and output; tiles of every image go through the restorer in shared batches.
-        mergers: list[dict[str, Merger]] = [{} for _ in range(y.shape[0])]
+        grid = TileGrid(y.shape[-2], y.shape[-1], tile=fallback.tile, overlap=fallback.overlap, halo=self.halo,
+                        multiple=group.restorer.tile_multiple, region=region)
+        merger = RestorationMerger(y.shape[0], (region[1] - region[0]) * s, (region[3] - region[2]) * s,
+                                   fallback.overlap * s)
+        # Tiles of every image go through the restorer in shared batches.
         items = [(b, t) for b in range(y.shape[0]) for t in grid]
-        info: dict = {}
         bar = tqdm(total=len(items), unit="tile", disable=not self.progress or len(items) == 1, leave=False)
         for start in range(0, len(items), self.batch_size):
             batch = items[start : start + self.batch_size]
-            result = self._run_batch(y, batch, restorer, operator, origin)
-            info = result.info
-            for name in ("image", "std", "samples"):
-                values = getattr(result, name)
-                if values is None:
-                    continue
-                if name == "samples":
-                    values = values.transpose(0, 1)  # S x B -> B x S: one entry per tile
-                for k, (b, t) in enumerate(batch):
-                    if name not in mergers[b]:
-                        lead = tuple(values.shape[1:-3])
-                        mergers[b][name] = Merger(values.shape[-3], h * s, w * s, self.overlap * s, lead)
-                    rows, cols = t.core_in_read(s)
-                    r0, r1, c0, c1 = t.core
-                    core = ((r0 - region[0]) * s, (r1 - region[0]) * s, (c0 - region[2]) * s, (c1 - region[2]) * s)
-                    mergers[b][name].add(core, values[k][..., rows, cols])
+            result = self._run_batch(y, batch, group, origin, fallback)
+            merger.add([(b, t.core_at(region[0], region[2], s), t.core_in_read(s)) for b, t in batch], result)
             bar.update(len(batch))
         bar.close()
-        merged = {name: torch.stack([m[name].finalize() for m in mergers]) for name in mergers[0]}
-        samples = merged.get("samples")
-        return Restoration(
-            image=merged["image"],
-            std=merged.get("std"),
-            samples=samples.transpose(0, 1) if samples is not None else None,  # B x S -> S x B
-            info=info,
-        )
+        return merger.finalize()
 
-    def _run_batch(
-        self, y: torch.Tensor, batch: list[tuple[int, Tile]], restorer: Restorer, operator: Operator,
-        origin: tuple[int, int],
-    ) -> Restoration:
+    def _run_batch(self, y: torch.Tensor, batch: list[tuple[int, Tile]], group: BandGroup, origin: tuple[int, int],
+                   fallback: TileFallback) -> Restoration:
         """Restore the tiles of ``batch``, (image index in ``y``, tile) pairs, in one restorer call."""
         windows = [t.read for _, t in batch]
         tiles = torch.cat([t.crop(y[b : b + 1]) for b, t in batch]).to(self.device, torch.float32)
-        op = operator.for_tiles(windows).to(self.device)
+        op = group.operator.for_tiles(windows).to(self.device)
         origins = [(origin[0] + r0, origin[1] + c0) for r0, _, c0, _ in windows]
-        result = self._restore(restorer, tiles, op, origins, self.precision)
+        result = self._restore(group.restorer, tiles, op, origins, self.precision)
         if self.precision != "fp32" and not _finite(result):
-            if not self._warned_precision:
+            if not fallback.warned_precision:
                 self.log(f"{self.precision} gave NaN or inf values: redoing those tiles in fp32")
-                self._warned_precision = True
-            result = self._restore(restorer, tiles, op, origins, "fp32")
+                fallback.warned_precision = True
+            result = self._restore(group.restorer, tiles, op, origins, "fp32")
         return result
 
     def _restore(self, restorer: Restorer, tiles: torch.Tensor, op: Operator, origins, precision: str) -> Restoration:

@@ -1,5 +1,9 @@
 """Scale-out on Dask: ``map_overlap`` over raster chunks, one restorer per worker.
 
+A driver over the pipeline's block function, as ``restore.raster`` is in one
+process; both write through a ``RasterMerger`` and share no code but the
+file classes of ``restore.raster_files``.
+
 Each chunk arrives with a halo of ``pipeline.halo`` pixels from its neighbours
 (none beyond the image edge), runs through the same block function as the
 single-process path, and the chunk's centre is kept. The restorer travels to
@@ -8,11 +12,15 @@ each worker once (a Delayed key of the graph), not once per chunk.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from restore.errors import RestoreError
+from restore.memory import pin_malloc_thresholds
+from restore.raster_files import RasterReader, RasterWriter
+from restore.raster_merger import RasterMerger
 
 
 def _import_dask():
@@ -112,17 +120,28 @@ def connect(scheduler: str, workers: int | None = None):
         raise RestoreError(f"cannot reach the Dask scheduler at {scheduler}: {str(e).splitlines()[0]}") from None
 
 
-def restore_raster_dask(pipeline, reader, writer, *, scheduler: str, workers: int | None = None) -> None:
-    """Restore ``reader`` into ``writer`` on a Dask cluster; the client writes blocks as they finish."""
+def restore_raster_dask(pipeline, src: str | Path, dst: str | Path, *, value_range: float | None = None,
+                        overwrite: bool = False, scheduler: str, workers: int | None = None) -> None:
+    """Restore raster ``src`` into GeoTIFF ``dst`` on a Dask cluster; the client writes blocks as they finish.
+
+    Args:
+        pipeline: a ``restore.pipeline.Pipeline``.
+        src, dst: input raster and output GeoTIFF.
+        value_range: the integer value that means 1.0 (e.g. 4095 for 12-bit data).
+        overwrite: replace an existing ``dst``.
+        scheduler: "local" (a LocalCluster) or a Dask scheduler address.
+        workers: LocalCluster size (default: the CPU count).
+    """
     from distributed import as_completed
 
-    from restore.raster import _centre_sample, upscaled_mask
-
+    pin_malloc_thresholds()
+    reader = RasterReader(src, value_range)
+    writer = RasterWriter(dst, reader, upscale=pipeline.upscale, overwrite=overwrite)  # refuses before connecting
     _, da = _import_dask()
     client = connect(scheduler, workers)
     try:
         array = da.from_array(_FloatView(reader), chunks=(reader.count, pipeline.block, pipeline.block))
-        prepared = pipeline.prepared(torch.from_numpy(_centre_sample(reader))[None])
+        prepared = pipeline.prepared(torch.from_numpy(reader.centre_sample())[None])
         out = restore_dask_array(pipeline, array, prepared=prepared)
         s = pipeline.upscale
         row_starts = np.cumsum((0,) + out.chunks[1][:-1])
@@ -131,7 +150,7 @@ def restore_raster_dask(pipeline, reader, writer, *, scheduler: str, workers: in
         pending = [(i, j) for i in range(blocks.shape[0]) for j in range(blocks.shape[1])]
         # A bounded number of blocks in flight keeps memory flat whatever the raster size.
         in_flight = max(2, 2 * len(client.scheduler_info().get("workers", {})))
-        with writer:
+        with RasterMerger(writer) as merger:
             futures = {}
             queue = as_completed()
             while pending or futures:
@@ -144,8 +163,8 @@ def restore_raster_dask(pipeline, reader, writer, *, scheduler: str, workers: in
                 i, j = futures.pop(f)
                 values = f.result()
                 r0, c0 = int(row_starts[i]), int(col_starts[j])
-                core = (r0 // s, (r0 + values.shape[1]) // s, c0 // s, (c0 + values.shape[2]) // s)
-                writer.write(r0, c0, values, upscaled_mask(reader.nodata_mask(*core), s))
+                core = (r0, r0 + values.shape[1], c0, c0 + values.shape[2])
+                merger.add(core, values, reader.nodata_mask(*(v // s for v in core)))
                 f.release()
     finally:
         client.close()

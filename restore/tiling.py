@@ -1,4 +1,4 @@
-"""Split an image into tiles with a halo, and merge tile outputs with blended overlaps.
+"""Split an image into tiles with a halo: the splitter of the pipeline's splitter/merger pair.
 
 Vocabulary (all in input pixels; outputs are ``upscale`` times larger):
 
@@ -11,11 +11,9 @@ Vocabulary (all in input pixels; outputs are ``upscale`` times larger):
   tiles stack into batches; at the border the window ends where the image
   ends, as in an untiled call.
 
-Overlapping cores are blended with a raised-cosine ramp on the sides that have
-a neighbour (never on the image border), and the merger divides by the summed
-weights. With a halo that covers the receptive field every tile's core equals
-the untiled output, so the blend changes nothing; for stochastic restorers it
-hides the seams.
+Overlapping cores are blended by a merger (``restore.merging``). With a halo
+that covers the receptive field every tile's core equals the untiled output,
+so the blend changes nothing; for stochastic restorers it hides the seams.
 """
 from __future__ import annotations
 
@@ -48,6 +46,11 @@ class Tile:
         """The read window of a ... x H x W tensor."""
         r0, r1, c0, c1 = self.read
         return x[..., r0:r1, c0:c1]
+
+    def core_at(self, top: int = 0, left: int = 0, upscale: int = 1) -> tuple[int, int, int, int]:
+        """The core in the output of a region whose first row and column are ``top``, ``left`` (output pixels)."""
+        r0, r1, c0, c1 = self.core
+        return ((r0 - top) * upscale, (r1 - top) * upscale, (c0 - left) * upscale, (c1 - left) * upscale)
 
     def core_in_read(self, upscale: int = 1) -> tuple[slice, slice]:
         """Where the core sits inside the read window's output."""
@@ -111,54 +114,23 @@ class TileGrid:
                 yield Tile(core=(i0, i1, j0, j1), read=(r[0], r[1], c[0], c[1]))
 
 
-def ramp(length: int, rise: int, fall: int) -> torch.Tensor:
-    """1-D blend weights: raised-cosine rise over ``rise`` samples, fall over ``fall``, 1 between.
+def partition_into_blocks(height: int, width: int, *, side: int, halo: int) -> list[Tile]:
+    """Cores of side x side that partition an H x W image, each read with ``halo`` pixels of context.
 
-    Weights are strictly positive (sampled at half-integer points), so that every
-    pixel a core covers has weight.
+    How a raster is streamed (in one process or as Dask chunks): unlike a
+    ``TileGrid``'s, the cores do not overlap (the last row and column of them
+    are shorter instead of flush with the edge), so each output pixel is
+    written once; read windows are clipped at the image border, so they
+    differ in size (blocks are restored one by one, never batched).
     """
-    w = torch.ones(length)
-    for n, flip in ((rise, False), (fall, True)):
-        n = min(n, length)
-        if n <= 0:
-            continue
-        up = torch.sin(0.5 * math.pi * (torch.arange(n) + 0.5) / n) ** 2
-        if flip:
-            w[length - n:] = torch.minimum(w[length - n:], up.flip(0))
-        else:
-            w[:n] = torch.minimum(w[:n], up)
-    return w
-
-
-class Merger:
-    """Accumulates blended tile outputs in float32 on the CPU; ``finalize`` divides by the weights.
-
-    Args:
-        channels, height, width: the merged output's size (output pixels).
-        overlap: blend width in output pixels.
-        leading: extra leading dimensions of each output (e.g. samples S).
-    """
-
-    def __init__(self, channels: int, height: int, width: int, overlap: int, leading: tuple[int, ...] = ()) -> None:
-        self.total = torch.zeros(*leading, channels, height, width, dtype=torch.float32)
-        self.weight = torch.zeros(height, width, dtype=torch.float32)
-        self.overlap = overlap
-
-    def add(self, core: tuple[int, int, int, int], values: torch.Tensor) -> None:
-        """Add ``values`` (... x C x h x w, the core's output) at output rows r0:r1, cols c0:c1."""
-        r0, r1, c0, c1 = core
-        h, w = self.weight.shape
-        rows = ramp(r1 - r0, self.overlap if r0 > 0 else 0, self.overlap if r1 < h else 0)
-        cols = ramp(c1 - c0, self.overlap if c0 > 0 else 0, self.overlap if c1 < w else 0)
-        weight = rows[:, None] * cols[None, :]
-        self.total[..., r0:r1, c0:c1] += values.detach().to("cpu", torch.float32) * weight
-        self.weight[r0:r1, c0:c1] += weight
-
-    def finalize(self) -> torch.Tensor:
-        """The blended output (every pixel must have been covered)."""
-        if not bool((self.weight > 0).all()):
-            raise RuntimeError("tiles did not cover the whole output")
-        return self.total / self.weight
+    if side < 1 or halo < 0:
+        raise RestoreError(f"need a block side >= 1 and halo >= 0, got side={side}, halo={halo}")
+    return [
+        Tile(core=(r, min(r + side, height), c, min(c + side, width)),
+             read=(max(0, r - halo), min(height, r + side + halo), max(0, c - halo), min(width, c + side + halo)))
+        for r in range(0, height, side)
+        for c in range(0, width, side)
+    ]
 
 
 def tiled_apply(

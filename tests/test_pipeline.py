@@ -10,9 +10,11 @@ import restore
 from restore.errors import RestoreError
 from restore.noise_field import GeneratorNoise, PositionalNoise, positional_normal
 from restore.operators import Denoise, Downsample, Inpaint, random_mask
-from restore.pipeline import Pipeline, band_slices
+from restore.bands import band_slices
+from restore.merging import MemoryMerger, ramp
+from restore.pipeline import Pipeline
 from restore.restorers.base import Restoration, Restorer
-from restore.tiling import Merger, TileGrid, ramp
+from restore.tiling import TileGrid
 
 from conftest import psnr
 
@@ -54,17 +56,35 @@ class PerTileNoise(NoisyBlur):
         return super()._restore(y, operator, generator=generator, noise=stream)
 
 
-class OomAbove(BoxBlur):
-    """Raises CUDA out-of-memory for inputs larger than ``limit`` pixels a side."""
+def cuda_oom() -> Exception:
+    return torch.cuda.OutOfMemoryError("simulated")
 
-    def __init__(self, limit):
+
+class OomAbove(BoxBlur):
+    """Runs out of memory (``error``, CUDA's by default) for inputs larger than ``limit`` pixels a side."""
+
+    def __init__(self, limit, error=cuda_oom):
         super().__init__()
-        self.limit = limit
+        self.limit, self.error = limit, error
+        self.sides: list[int] = []
 
     def _restore(self, y, operator, *, generator):
+        self.sides.append(max(y.shape[-2:]))
         if max(y.shape[-2:]) > self.limit:
-            raise torch.cuda.OutOfMemoryError("simulated")
+            raise self.error()
         return super()._restore(y, operator, generator=generator)
+
+
+class StaysPut(BoxBlur):
+    """Records every move, to show the pipeline never moves a restorer it was given."""
+
+    def __init__(self):
+        super().__init__()
+        self.moves: list[torch.device] = []
+
+    def to(self, device):
+        self.moves.append(torch.device(device))
+        return super().to(device)
 
 
 class NanUnderAutocast(BoxBlur):
@@ -116,7 +136,7 @@ def test_ramp_is_positive_and_complementary():
 
 
 def test_merger_refuses_uncovered_output():
-    m = Merger(1, 10, 10, overlap=2)
+    m = MemoryMerger(1, 10, 10, overlap=2)
     m.add((0, 5, 0, 10), torch.ones(1, 5, 10))
     with pytest.raises(RuntimeError):
         m.finalize()
@@ -268,12 +288,69 @@ def test_reduced_precision_nan_falls_back_to_fp32(image):
     assert len(messages) == 1 and "fp32" in messages[0]
 
 
-def test_out_of_memory_halves_the_tile_and_goes_on(image):
+@pytest.mark.parametrize("error", [lambda: torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB"),
+                                   lambda: RuntimeError("MPS backend out of memory"),
+                                   lambda: RuntimeError("DefaultCPUAllocator: can't allocate memory")])
+def test_out_of_memory_halves_the_tile_for_that_call_only(image, error):
+    messages = []
+    pipe = Pipeline(OomAbove(60, error), Denoise(0.1), tile=128, overlap=16, log=messages.append)
+    settings = pipe.settings
+    expected = BoxBlur().restore(image, Denoise(0.1)).image
+    assert torch.allclose(pipe(image), expected, atol=1e-6)
+    assert messages == ["out of memory on cpu with tile 128: retrying with tile 64",
+                        "out of memory on cpu with tile 64: retrying with tile 32"]
+    assert pipe.settings is settings and (pipe.tile, pipe.overlap) == (128, 16)
+    # The next call starts again from the configured tile (its first attempt is a 128 + 2 x 2 window).
+    pipe.restorer.sides.clear()
+    assert torch.allclose(pipe(image), expected, atol=1e-6)
+    assert pipe.restorer.sides[0] == 132 and len(messages) == 4
+
+
+def test_a_copy_sent_to_dask_after_an_out_of_memory_has_the_configured_settings(image):
+    import pickle
+
+    import dask.array as da
+
     messages = []
     pipe = Pipeline(OomAbove(60), Denoise(0.1), tile=128, overlap=16, log=messages.append)
-    out = pipe(image)
-    assert torch.allclose(out, BoxBlur().restore(image, Denoise(0.1)).image, atol=1e-6)
-    assert pipe.tile == 32 and any("retrying with tile 64" in m for m in messages)
+    pipe(image)
+    copy = pickle.loads(pickle.dumps(pipe))  # what a worker unpickles
+    assert copy.settings == pipe.settings and copy.tile == 128
+    lazy = pipe(da.from_array(image[0].numpy(), chunks=(1, 150, 170)))
+    out = lazy.compute(scheduler="sync")
+    assert np.allclose(out, BoxBlur().restore(image, Denoise(0.1)).image[0].numpy(), atol=1e-6)
+    assert messages[2:] == messages[:2]  # the Dask chunk started at tile 128 too
+
+
+def test_other_runtime_errors_are_not_taken_for_out_of_memory(image):
+    pipe = Pipeline(OomAbove(60, lambda: RuntimeError("shape mismatch")), Denoise(0.1), tile=128, log=lambda m: None)
+    with pytest.raises(RuntimeError, match="shape mismatch"):
+        pipe(image)
+
+
+def test_settings_cannot_be_changed_after_construction():
+    import dataclasses
+
+    pipe = Pipeline(BoxBlur(), Denoise(0.1), tile=64, overlap=8)
+    for name, value in [("tile", 32), ("overlap", 0), ("device", "cuda"), ("restorer", BoxBlur()), ("other", 1)]:
+        with pytest.raises(AttributeError, match="fixed at construction"):
+            setattr(pipe, name, value)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        pipe.settings.tile = 32
+    smaller = pipe.replace(tile=32)
+    assert (smaller.tile, smaller.overlap, pipe.tile) == (32, 8, 64) and smaller.restorer is pipe.restorer
+
+
+def test_the_restorer_given_is_never_moved():
+    box = StaysPut()
+    pipe = Pipeline(box, Denoise(0.1), tile=32)
+    assert pipe.device == torch.device("cpu") and Pipeline(box, Denoise(0.1), device="cpu").device.type == "cpu"
+    with pytest.raises(RestoreError, match="restorer is on cpu, not on the requested device meta"):
+        Pipeline(box, Denoise(0.1), device="meta")
+    pipe(torch.rand(1, 1, 40, 40))
+    assert box.moves == [] and box.device == torch.device("cpu")
+    # A restorer the pipeline loads by name is its own, put on the device asked for.
+    assert Pipeline("bicubic", Downsample(2), device="cpu").restorer.device == torch.device("cpu")
 
 
 def test_out_of_memory_at_the_smallest_tile_is_an_error(image):

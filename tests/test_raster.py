@@ -12,7 +12,7 @@ from restore.cli import app
 from restore.errors import RestoreError
 from restore.operators import Denoise, Downsample
 from restore.pipeline import Pipeline
-from restore.raster import RasterReader, wants_streaming
+from restore.raster_files import RasterReader, wants_streaming
 from restore.restorers.base import Restoration, Restorer
 
 from conftest import psnr
@@ -175,3 +175,88 @@ def test_dask_local_cluster_matches_single_process_on_landsat(shared_data):
         with Client(cluster):
             distributed = pipe(da.from_array(y, chunks=(3, 128, 160))).compute()
     assert np.abs(distributed - single).max() < 1e-5
+
+
+# ---- the merger that writes to disk ----------------------------------------------
+def _writer(tmp_path, upscale=2, dtype="float32", nodata=None):
+    from restore.raster_files import RasterWriter
+
+    src = tmp_path / "src.tif"
+    write_geotiff(src, np.zeros((2, 37, 45)), dtype=dtype, nodata=nodata)
+    return RasterWriter(tmp_path / "out.tif", RasterReader(src), upscale=upscale, dtype="float32")
+
+
+def test_the_disk_merger_writes_the_pixels_of_the_in_memory_one(tmp_path):
+    from restore.merging import MemoryMerger
+    from restore.raster_merger import RasterMerger
+    from restore.tiling import partition_into_blocks
+
+    s = 2
+    values = torch.rand(2, 37 * s, 45 * s)
+    memory = MemoryMerger(2, 37 * s, 45 * s, overlap=0)
+    with RasterMerger(_writer(tmp_path, s)) as disk:
+        for t in partition_into_blocks(37, 45, side=16, halo=3):  # a stream's blocks
+            r0, r1, c0, c1 = core = t.core_at(upscale=s)
+            memory.add(core, values[:, r0:r1, c0:c1])
+            disk.add(core, values[:, r0:r1, c0:c1])
+    with rasterio.open(tmp_path / "out.tif") as f:
+        on_disk = f.read()
+    assert np.array_equal(on_disk, memory.finalize().numpy())
+
+
+def test_the_disk_merger_refuses_overlaps_and_leaves_no_file_when_not_covered(tmp_path):
+    from restore.raster_merger import RasterMerger
+
+    with pytest.raises(RuntimeError, match="did not cover"):
+        with RasterMerger(_writer(tmp_path)) as disk:
+            disk.add((0, 40, 0, 90), np.zeros((2, 40, 90), np.float32))
+            with pytest.raises(RestoreError, match="overlaps"):
+                disk.add((30, 74, 0, 90), np.zeros((2, 44, 90), np.float32))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["src.tif"]
+
+
+def test_the_disk_merger_writes_nodata_at_output_resolution(tmp_path):
+    from restore.raster_merger import RasterMerger
+
+    writer = _writer(tmp_path, 2, nodata=-1.0)
+    nodata = np.zeros((37, 45), bool)
+    nodata[:5, :7] = True
+    with RasterMerger(writer) as disk:
+        disk.add((0, 74, 0, 90), torch.full((2, 74, 90), 0.5), nodata)
+    with rasterio.open(tmp_path / "out.tif") as f:
+        out = f.read()
+    assert (out[:, :10, :14] == -1).all() and (out[:, 10:] == 0.5).all() and (out[:, :, 14:] == 0.5).all()
+
+
+def test_raster_streaming_and_dask_import_nothing_of_each_other():
+    import grimp
+
+    graph = grimp.build_graph("restore", cache_dir=None)
+    assert graph.find_shortest_chain(importer="restore.raster", imported="restore.scaleout") is None
+    assert graph.find_shortest_chain(importer="restore.scaleout", imported="restore.raster") is None
+    assert graph.find_shortest_chain(importer="restore.pipeline_settings", imported="restore.pipeline") is None
+
+
+class IdentityOomAbove(Restorer):
+    """Returns its input; runs out of memory on inputs over 40 pixels a side."""
+
+    name = "oom"
+    tasks = ("denoise",)
+
+    def _restore(self, y, operator, *, generator):
+        if max(y.shape[-2:]) > 40:
+            raise torch.OutOfMemoryError("simulated")
+        return Restoration(image=y)
+
+
+def test_a_streamed_file_halves_its_tile_once_for_all_its_blocks_and_the_pipeline_keeps_its_own(tmp_path):
+    y = scene(1, 150)
+    src, out = tmp_path / "y.tif", tmp_path / "out.tif"
+    write_geotiff(src, y, dtype="float32")
+    messages = []
+    pipe = Pipeline(IdentityOomAbove(), Denoise(0.05), tile=64, block=64, log=messages.append)
+    pipe.restore_file(src, out)
+    assert messages == ["out of memory on cpu with tile 64: retrying with tile 32"]  # 9 blocks, one fallback
+    assert pipe.tile == 64
+    with rasterio.open(out) as f:
+        assert np.array_equal(f.read(), y.astype(np.float32))

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from restore.errors import RestoreError
 from restore.nets.lidia import Lidia, LidiaConfig
 from restore.restorers.lidia import HALO
-from restore.tiling import tile_starts, tiled_apply
+from restore.tiling import partition_into_blocks, tile_starts, tiled_apply
 
 
 def test_tile_starts_cover_the_axis():
@@ -35,3 +35,16 @@ def test_lidia_tiles_match_untiled_call():
 def test_bad_tile_is_refused():
     with pytest.raises(RestoreError):
         tiled_apply(lambda t: t, torch.rand(1, 1, 8, 8), tile=0, halo=1)
+
+
+def test_blocks_partition_the_image_and_read_their_halo():
+    blocks = partition_into_blocks(37, 45, side=16, halo=3)
+    covered = torch.zeros(37, 45, dtype=torch.int64)
+    for b in blocks:
+        r0, r1, c0, c1 = b.core
+        covered[r0:r1, c0:c1] += 1
+        q0, q1, p0, p1 = b.read
+        assert (q0, q1, p0, p1) == (max(0, r0 - 3), min(37, r1 + 3), max(0, c0 - 3), min(45, c1 + 3))
+    assert covered.eq(1).all() and len(blocks) == 3 * 3
+    with pytest.raises(RestoreError):
+        partition_into_blocks(10, 10, side=0, halo=1)
