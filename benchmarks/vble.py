@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -25,16 +24,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "benchmarks"))
-
-from denoise import cpu_model, git_commit  # noqa: E402
-
-import restore  # noqa: E402
-from restore.io import list_images, read_image  # noqa: E402
-from restore.metrics import MetricUnavailable, lpips_distance, psnr, ssim  # noqa: E402
-from restore.operators import Blur, Downsample, Inpaint, gaussian_kernel, motion_kernel, random_mask  # noqa: E402
+import restore
+from restore.bench.provenance import cpu_model, git_commit
+from restore.io import list_images, read_image
+from restore.metrics import MetricUnavailable, lpips_distance, psnr, ssim
+from restore.operators import Blur, Downsample, Inpaint, gaussian_kernel, motion_kernel, random_mask
 
 CROP = 256
 BORDER = 5

@@ -1,6 +1,6 @@
 """What resuming from the compact autoencoder state costs: fp16 weight average only, no optimiser moments.
 
-    python benchmarks/campaign_resume.py --data ../shared/data --steps 4000 --resume-at 1000 \
+    python benchmarks/studies/campaign_resume.py --data ../shared/data --steps 4000 --resume-at 1000 \
         --out benchmarks/results/campaign_resume
 
 From the shipped cae-a0483, three runs of ``--steps`` campaign steps each, validated on the campaign's
@@ -15,18 +15,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 from pathlib import Path
 
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from restore.training.campaign.queue import campaign_jobs, select  # noqa: E402
-from restore.training.campaign.state import load_state, save_state  # noqa: E402
-from restore.training.campaign.trainer import Trainer, fresh_state  # noqa: E402
+from restore.training.campaign.queue import campaign_jobs, select
+from restore.training.campaign.state import load_state, save_state
+from restore.training.campaign.trainer import Trainer, fresh_state
 
 
 def train(job, steps: int, seed: int, resume_at: int | None, models: Path) -> dict:
@@ -65,7 +61,7 @@ def main() -> None:
     lines = ["# Resuming an autoencoder from its compact campaign state", "",
              f"cae-a0483, {args.steps} steps from the shipped weights (validation of the shipped weights: loss "
              f"{shipped['loss']}, {shipped['psnr']} dB, {shipped['bpp']} bpp). "
-             f"`python benchmarks/campaign_resume.py --data ../shared/data --steps {args.steps} --resume-at {resume_at} "
+             f"`python benchmarks/studies/campaign_resume.py --data ../shared/data --steps {args.steps} --resume-at {resume_at} "
              f"{'--no-control ' if args.no_control else ''}--out {args.out}`", "",
              "| run | RD loss | PSNR (dB) | bpp | loss - A |", "|---|---:|---:|---:|---:|"]
     for name, r in rows.items():

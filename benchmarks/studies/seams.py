@@ -1,6 +1,6 @@
 """The seam bar: a tiled run (tile 128, overlap 32) against one untiled call on 512 x 512 images.
 
-    python benchmarks/seams.py --models lidia,nlm --out benchmarks/results/seams
+    python benchmarks/studies/seams.py --models lidia,nlm --out benchmarks/results/seams
 
 For each restorer, on scikit-image's 512 x 512 camera (it ships with the
 dependencies) with sigma 25 noise, seed 0: PSNR of the untiled and tiled outputs
@@ -12,24 +12,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "benchmarks"))
-
-from denoise import cpu_model, git_commit  # noqa: E402
-
-import restore  # noqa: E402
-from restore.metrics import psnr  # noqa: E402
-from restore.operators import Denoise  # noqa: E402
-from restore.pipeline import Pipeline  # noqa: E402
-from restore.tiling import TileGrid  # noqa: E402
+import restore
+from restore.bench.provenance import cpu_model, git_commit
+from restore.metrics import psnr
+from restore.operators import Denoise
+from restore.pipeline import Pipeline
+from restore.tiling import TileGrid
 
 TILE, OVERLAP = 128, 32
 
@@ -78,7 +72,8 @@ def main() -> None:
     args.out.with_suffix(".json").write_text(json.dumps({"meta": meta, "records": records}, indent=1) + "\n")
     lines = [f"# Seams: tile {TILE} / overlap {OVERLAP} vs one untiled call (512 x 512, sigma 25, seed 0)", "",
              f"{meta['date']}, commit {meta['commit']}, {meta['cpu']}. Bar: |PSNR difference| < 0.05 dB, "
-             "border step ratio <= 1.", f"Reproduce: `python benchmarks/seams.py --models {args.models} --out {args.out}`", "",
+             "border step ratio <= 1.",
+             f"Reproduce: `python benchmarks/studies/seams.py --models {args.models} --out {args.out}`", "",
              "| image | model | PSNR untiled | PSNR tiled | difference (dB) | max abs diff | border step ratio |",
              "|---|---|---|---|---|---|---|"]
     for r in records:

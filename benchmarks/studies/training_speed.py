@@ -1,10 +1,11 @@
 """Seconds per training sample before and after the step rewrite, per model, with FLOPs and GFLOP/s.
 
     git worktree add /tmp/restore-before a63b0c1
-    python benchmarks/training_speed.py --before-code /tmp/restore-before --data ../shared/data \\
+    python benchmarks/studies/training_speed.py --before-code /tmp/restore-before --data ../shared/data \\
         --threads 1 --out benchmarks/results/training_speed
 
-"before" imports ``restore`` from ``--before-code`` (the commit before the rewrite) and times the loop
+"before" imports ``restore`` from ``--before-code`` (the commit before the rewrite; a child process with
+that checkout first on PYTHONPATH) and times the loop
 body its training scripts ran (fp32, crops cut in Python, Adam, EMA); "after" times
 ``restore.training.campaign``'s ``Trainer.step`` (the campaign's own step: crops gathered by
 ``PatchSampler``, the models' fast losses, fused Adam, multi-tensor EMA). Same batch, crop and model
@@ -23,7 +24,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 MODELS = {  # name: (steps per timing, batch, crop)
     "cae-a0483": (30, 4, 128),
     "cae-a0483-var": (30, 4, 128),
@@ -153,16 +154,26 @@ def measure(mode: str, data: Path, threads: int, repeat: int, names: list[str]) 
 
 
 def _machine() -> dict:
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    from denoise import cpu_model
+    from restore.bench.provenance import cpu_model
 
     return {"cpu": cpu_model(), "load_1min_before": round(os.getloadavg()[0], 2)}
+
+
+def _check_source(root: Path | None, mode: str) -> None:
+    """Refuse to time the wrong code: the parent puts ``root`` first on PYTHONPATH, so ``restore`` comes from there."""
+    import restore
+
+    where = Path(restore.__file__).resolve()
+    if root is None or not where.is_relative_to(root.resolve()):
+        raise SystemExit(f"--mode {mode}: restore was imported from {where}, not from {root}; "
+                         f"run with PYTHONPATH={root} (the parent process does)")
 
 
 def write_table(rows: list[dict], out: Path, args: argparse.Namespace, machine: dict) -> None:
     before = {r["model"]: r for r in rows if r["mode"] == "before"}
     after = {r["model"]: r for r in rows if r["mode"] == "after"}
-    commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    git = ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"]
+    commit = subprocess.run(git, capture_output=True, text=True).stdout.strip()
     lines = [
         "# Training step speed, before and after the rewrite",
         "",
@@ -170,10 +181,11 @@ def write_table(rows: list[dict], out: Path, args: argparse.Namespace, machine: 
         f"(the training campaign stopped). {datetime.now(timezone.utc):%Y-%m-%d}, commit {commit}; before = the code of "
         f"`{args.before_label}`.",
         "",
-        "Reproduce: `git worktree add /tmp/restore-before a63b0c1 && python benchmarks/training_speed.py "
+        "Reproduce: `git worktree add /tmp/restore-before a63b0c1 && python benchmarks/studies/training_speed.py "
         f"--before-code /tmp/restore-before --data ../shared/data --threads {args.threads} --out {args.out}`",
         "",
-        "| model | batch x crop | before: ms/step | samples/s | GFLOP/s | after: ms/step | samples/s | GFLOP/s | GFLOP/step | per-sample speed-up |",
+        "| model | batch x crop | before: ms/step | samples/s | GFLOP/s | after: ms/step | samples/s | GFLOP/s | GFLOP/step "
+        "| per-sample speed-up |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name in MODELS:
@@ -200,7 +212,7 @@ def main() -> None:
     ap.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     args = ap.parse_args()
     if args.mode:
-        sys.path.insert(0, str(args.before_code if args.mode == "before" else REPO))
+        _check_source(args.before_code if args.mode == "before" else REPO, args.mode)
         print("ROWS " + json.dumps(measure(args.mode, args.data.resolve(), args.threads, args.repeat, args.models)), flush=True)
         return
     if not (args.before_code and args.out):
@@ -214,7 +226,7 @@ def main() -> None:
         if args.before_code:
             cmd += ["--before-code", str(args.before_code)]
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
-        rows += json.loads(next(l for l in proc.stdout.splitlines() if l.startswith("ROWS "))[5:])
+        rows += json.loads(next(line for line in proc.stdout.splitlines() if line.startswith("ROWS "))[5:])
     write_table(rows, args.out, args, machine)
     print(args.out.with_suffix(".md").read_text())
 

@@ -1,6 +1,6 @@
 """How many sampling steps RDDM should take per task: PSNR against steps on BSDS500 val crops.
 
-    python benchmarks/rddm_steps.py --dataset ../shared/data/BSDS500/val --exclude ../shared/data/CBSD68 \
+    python benchmarks/studies/rddm_steps.py --dataset ../shared/data/BSDS500/val --exclude ../shared/data/CBSD68 \
         --limit 6 --steps 1 2 3 5 --out benchmarks/results/rddm_steps
 
 Tuning data: BSDS500 val images that are not among the 68 CBSD68 test scenes,
@@ -20,16 +20,12 @@ from pathlib import Path
 
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "benchmarks"))
-
-from denoise import cpu_model, git_commit  # noqa: E402
-
-import restore  # noqa: E402
-from restore.io import list_images, read_image  # noqa: E402
-from restore.metrics import psnr  # noqa: E402
-from restore.operators import Blur, Denoise, Downsample, gaussian_kernel  # noqa: E402
+import restore
+from restore.bench.crops import read_centre_crop
+from restore.bench.provenance import cpu_model, git_commit
+from restore.io import list_images
+from restore.metrics import psnr
+from restore.operators import Blur, Denoise, Downsample, gaussian_kernel
 
 CROP = 256
 TASKS = {
@@ -45,10 +41,7 @@ def tuning_images(folder: Path, exclude: Path | None, limit: int) -> list[tuple[
     for path in list_images(folder):
         if path.stem in held_out:
             continue
-        x = read_image(path).pixels
-        h, w = x.shape[-2:]
-        top, left = (h - CROP) // 2, (w - CROP) // 2
-        out.append((path.stem, x[..., top : top + CROP, left : left + CROP]))
+        out.append((path.stem, read_centre_crop(path, CROP)))
         if len(out) == limit:
             break
     return out
@@ -85,8 +78,8 @@ def main() -> None:
     Path(args.out).with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
     lines = ["# RDDM: PSNR against sampling steps (BSDS500 val crops, not the CBSD68 scenes)", "",
              f"Machine {report['machine']}, {args.threads} threads, {report['date']}, commit {report['commit']}. "
-             f"Command: `python benchmarks/rddm_steps.py {' '.join(sys.argv[1:])}`", "",
-             " ".join(__doc__.split("\n\n")[1].split()), "", "| task | steps | PSNR (dB) | s / image (256x256) |",
+             f"Command: `python benchmarks/studies/rddm_steps.py {' '.join(sys.argv[1:])}`", "",
+             " ".join(__doc__.split("\n\n")[2].split()), "", "| task | steps | PSNR (dB) | s / image (256x256) |",
              "|---|---|---|---|"]
     lines += [f"| {r['task']} | {r['steps']} | {r['psnr']:.2f} | {r['seconds']:.2f} |" for r in rows]
     Path(args.out).with_suffix(".md").write_text("\n".join(lines) + "\n")

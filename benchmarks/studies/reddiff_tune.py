@@ -1,6 +1,6 @@
 """Tune RED-Diff's (lambda, lr) per task on BSDS500 val images that are not CBSD68 scenes.
 
-    python benchmarks/reddiff_tune.py --dataset ../shared/data/BSDS500/val --limit 4 --crop 128 \\
+    python benchmarks/studies/reddiff_tune.py --dataset ../shared/data/BSDS500/val --limit 4 --crop 128 \\
         --out benchmarks/results/reddiff_tune
 
 Per task a coarse grid of (lambda, lr) runs at ``--steps`` steps on the central
@@ -26,19 +26,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "benchmarks"))
-
-from denoise import cpu_model, git_commit  # noqa: E402
-from vble import baseline  # noqa: E402  (bicubic / push-pull fill / the measurement)
-
-import restore  # noqa: E402
-from restore.io import list_images, read_image  # noqa: E402
-from restore.metrics import psnr  # noqa: E402
-from restore.operators import Blur, Denoise, Downsample, Inpaint, gaussian_kernel, random_mask  # noqa: E402
-from restore.training.data import cbsd68_ids  # noqa: E402
+import restore
+from restore.bench.crops import read_centre_crop
+from restore.bench.provenance import cpu_model, git_commit
+from restore.io import list_images
+from restore.metrics import psnr
+from restore.operators import Blur, Denoise, Downsample, Inpaint, gaussian_kernel, random_mask
+from restore.training.data import cbsd68_ids
 
 BORDER = 5
 # Per task: (lambdas, lrs). Centred by a few single-image probes: the noisy tasks
@@ -66,10 +62,13 @@ def tasks(size: int) -> dict[str, callable]:
     }
 
 
-def centre_crop(x: torch.Tensor, size: int) -> torch.Tensor:
-    h, w = x.shape[-2:]
-    r, c = (h - size) // 2, (w - size) // 2
-    return x[..., r : r + size, c : c + size]
+def baseline(y: torch.Tensor, op) -> torch.Tensor:
+    """The plain baseline: the push-pull fill of the known pixels, bicubic upsampling, or the measurement itself."""
+    if isinstance(op, Inpaint):
+        return op.fill(y)
+    if op.scale != 1:
+        return F.interpolate(y, scale_factor=round(1 / op.scale), mode="bicubic", align_corners=False)
+    return y
 
 
 def score(out: torch.Tensor, x: torch.Tensor) -> float:
@@ -183,7 +182,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     excluded = cbsd68_ids()
     paths = [p for p in list_images(args.dataset) if p.stem not in excluded][: args.limit]
-    images = [centre_crop(read_image(p).pixels, args.crop) for p in paths]
+    images = [read_centre_crop(p, args.crop) for p in paths]
     proto = protocol(args, [p.stem for p in paths])
     old = json.loads(args.out.with_suffix(".json").read_text()) if args.out.with_suffix(".json").exists() else {}
     # Points are kept across runs with other grids: only the grid's description may differ.

@@ -1,6 +1,6 @@
 """Peak memory and time of streaming a large GeoTIFF through `restore denoise`, per raster size.
 
-    python benchmarks/large_raster.py --sizes 5000 20000 --out benchmarks/results/large_raster
+    python benchmarks/studies/large_raster.py --sizes 5000 20000 --out benchmarks/results/large_raster
 
 Each size gets a synthetic single-band 12-bit (uint16, 0-4095) GeoTIFF: the
 scikit-image camera tiled over the scene, plus Gaussian noise of sigma 10/255
@@ -22,9 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "benchmarks"))
-from denoise import cpu_model, git_commit  # noqa: E402
+from restore.bench.provenance import cpu_model, git_commit
 
 SIGMA_255 = 10.0
 FULL_SCALE = 4095
@@ -152,7 +150,7 @@ def main() -> None:
         "",
         f"{meta['date']}, commit {meta['commit']}, {meta['cpu']} ({meta['cores']} cores). Synthetic 1-band uint16 "
         f"12-bit scene (value range {FULL_SCALE}), noise sigma {SIGMA_255:g}/255, tile {args.tile}, blocks 2048.",
-        f"Reproduce: `python benchmarks/large_raster.py --sizes {' '.join(map(str, args.sizes))} --out {args.out}`",
+        f"Reproduce: `python benchmarks/studies/large_raster.py --sizes {' '.join(map(str, args.sizes))} --out {args.out}`",
         "",
         "| size | Mpx | seconds | Mpx/s | peak RSS (MiB) | RSS peak per quarter of the run (MiB) | "
         "CRS+transform kept | PSNR noisy -> out (crop) |",

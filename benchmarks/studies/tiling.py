@@ -1,9 +1,9 @@
 """Pipeline throughput (megapixels per second) over tile sizes and batch sizes, per restorer and device.
 
-    python benchmarks/tiling.py --models nlm --size 1024 --out benchmarks/results/tiling_cpu_nlm
-    python benchmarks/tiling.py --models lidia --size 512 --tiles 128 256 512 --batches 1 4 16 \
+    python benchmarks/studies/tiling.py --models nlm --size 1024 --out benchmarks/results/tiling_cpu_nlm
+    python benchmarks/studies/tiling.py --models lidia --size 512 --tiles 128 256 512 --batches 1 4 16 \
         --out benchmarks/results/tiling_cpu_lidia
-    python benchmarks/tiling.py --models lidia --device cuda --out benchmarks/results/tiling_gpu_lidia   # where a GPU is lent
+    python benchmarks/studies/tiling.py --models lidia --device cuda --out benchmarks/results/tiling_gpu_lidia  # with a GPU
 
 The input is scikit-image's camera tiled to ``--size`` x ``--size`` with sigma
 25/255 Gaussian noise. Each configuration runs once after a warm-up on a
@@ -23,14 +23,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "benchmarks"))
-
-from denoise import cpu_model, git_commit  # noqa: E402
-
-from restore.operators import Denoise  # noqa: E402
-from restore.pipeline import Pipeline  # noqa: E402
+from restore.bench.provenance import cpu_model, git_commit
+from restore.operators import Denoise
+from restore.pipeline import Pipeline
 
 
 def test_image(size: int) -> torch.Tensor:

@@ -1,6 +1,6 @@
 """CPU time of one network evaluation of the shipped diffusion nets, and of a one-step x4 super-resolution.
 
-    python benchmarks/diffusion_speed.py --threads 2 --out benchmarks/results/diffusion_speed
+    python benchmarks/studies/diffusion_speed.py --threads 2 --out benchmarks/results/diffusion_speed
 
 For each net: the median of ``--repeat`` timed calls after two warm-ups, under
 torch.inference_mode, float32, at the size the restorer runs it: the one-step
@@ -16,29 +16,31 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "benchmarks"))
-
-from denoise import cpu_model, git_commit  # noqa: E402
-from lidia_speed import median_seconds as lidia_median  # noqa: E402
-
-import restore  # noqa: E402
-from restore.operators import Downsample  # noqa: E402
-from restore.restorers.rddm import frozen_unet  # noqa: E402
-from restore.weights import WEIGHTS_DIR  # noqa: E402
+import restore
+from restore.bench.provenance import cpu_model, git_commit
+from restore.operators import Downsample
+from restore.restorers.rddm import frozen_unet
+from restore.weights import WEIGHTS_DIR
 
 
 def median_seconds(fn, repeat: int) -> float:
-    """lidia_speed's median after its warm-up call, plus one more warm-up (oneDNN picks kernels on the first two)."""
+    """Median seconds of ``repeat`` calls after two warm-up calls (oneDNN picks kernels on the first two)."""
     fn()
-    return lidia_median(fn, repeat)
+    fn()
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
 
 
 def conv_flops(net: torch.nn.Module, x: torch.Tensor, cond: torch.Tensor) -> float:
@@ -98,8 +100,8 @@ def main() -> None:
               "commit": git_commit(), "rows": rows}
     Path(args.out).with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
     lines = ["# CPU time of the diffusion nets", "", f"Machine {report['machine']}, {args.threads} threads, {report['date']}, "
-             f"commit {report['commit']}. Command: `python benchmarks/diffusion_speed.py {' '.join(sys.argv[1:])}`", "",
-             " ".join(__doc__.split("\n\n")[1].split()), "",
+             f"commit {report['commit']}. Command: `python benchmarks/studies/diffusion_speed.py {' '.join(sys.argv[1:])}`", "",
+             " ".join(__doc__.split("\n\n")[2].split()), "",  # the protocol paragraph
              "| net | variant | size | GFLOP | s | GFLOP/s |", "|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['net']} | {r['variant']} | {r['size']} | {r['gflop'] if r['gflop'] is not None else ''} | "

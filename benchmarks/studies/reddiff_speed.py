@@ -1,9 +1,9 @@
 """Wall time of a RED-Diff restoration (``--steps`` steps) of a 256 x 256 RGB image on this machine.
 
-    python benchmarks/reddiff_speed.py --threads 1 2 --out benchmarks/results/reddiff_speed
+    python benchmarks/studies/reddiff_speed.py --threads 1 2 --out benchmarks/results/reddiff_speed
 
 The clean image is the central 256 x 256 crop of scikit-image's astronaut; the
-operator is each ``--tasks`` entry (the tuning's degradations). One untimed
+operator is each ``--tasks`` entry (the degradations of ``reddiff_tune.py``). One untimed
 10-step call first (weights, schedule, allocator), then ``--repeat`` timed
 calls of ``restore.load("reddiff", steps=...).restore(y, op)``; the median is
 reported with the process CPU time and the 1-minute load average (the machine
@@ -24,32 +24,34 @@ from pathlib import Path
 import numpy as np
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "benchmarks"))
-
-from denoise import cpu_model, git_commit  # noqa: E402
-from reddiff_tune import tasks  # noqa: E402
-
-import restore  # noqa: E402
-from restore.metrics import psnr  # noqa: E402
+import restore
+from restore.bench.crops import centre_crop
+from restore.bench.provenance import cpu_model, git_commit
+from restore.metrics import psnr
+from restore.operators import Blur, Denoise, Downsample, Inpaint, gaussian_kernel, random_mask
 
 SIDE = 256
+# The degradations of reddiff_tune.py, by the same names (the inpainting mask seeded with 0).
+TASKS = {
+    "sr_x4": lambda: Downsample(4, "bicubic"),
+    "deblur_g3_n6.4": lambda: Blur(gaussian_kernel(3.0), sigma=6.4 / 255),
+    "inpaint_50": lambda: Inpaint(random_mask(SIDE, SIDE, 0.5, torch.Generator().manual_seed(0))),
+    "denoise_s25": lambda: Denoise(25 / 255),
+}
 
 
 def astronaut() -> torch.Tensor:
     from skimage import data
 
-    img = data.astronaut()
-    r, c = (img.shape[0] - SIDE) // 2, (img.shape[1] - SIDE) // 2
-    return torch.from_numpy(img[r : r + SIDE, c : c + SIDE].astype(np.float32) / 255).permute(2, 0, 1)[None]
+    img = torch.from_numpy(data.astronaut().astype(np.float32) / 255).permute(2, 0, 1)[None]
+    return centre_crop(img, SIDE).contiguous()
 
 
 def timed(task: str, steps: int, threads: int, repeat: int, precision: str) -> dict:
     torch.set_num_threads(threads)
     # What the pipeline's --precision bf16 does: the restore call under CPU autocast.
     autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16")
-    x, op = astronaut(), tasks(SIDE)[task](0)
+    x, op = astronaut(), TASKS[task]()
     y = op.measure(x, torch.Generator().manual_seed(0))
     restore.load("reddiff", steps=10, progress=False).restore(y, op)
     model = restore.load("reddiff", steps=steps, progress=False)
@@ -68,7 +70,7 @@ def timed(task: str, steps: int, threads: int, repeat: int, precision: str) -> d
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--tasks", nargs="+", default=["deblur_g3_n6.4"])
+    ap.add_argument("--tasks", nargs="+", default=["deblur_g3_n6.4"], choices=list(TASKS))
     ap.add_argument("--steps", type=int, default=100)
     ap.add_argument("--threads", type=int, nargs="+", default=[2])
     ap.add_argument("--repeat", type=int, default=1)

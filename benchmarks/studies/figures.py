@@ -1,12 +1,12 @@
 """The README's pictures: one before/after montage per task, and VBLE's posterior std against its error.
 
-    python benchmarks/figures.py                  # writes benchmarks/results/figures/ (15 s on 2 idle CPU cores)
+    python benchmarks/studies/figures.py                  # writes benchmarks/results/figures/ (15 s on 2 idle CPU cores)
 
 Needs matplotlib (``pip install -e '.[bench]'``).
 
 Protocol: the clean image is the 128 x 128 crop (rows 30-157, columns 170-297:
 the face) of scikit-image's ``astronaut``, RGB in [0, 1]. Degradations are the toolkit's operators, built
-as the CLI builds them (``restore.commands.operator_options.build_operator``),
+as the CLI builds them (``restore.operators.make_operator``, sigma in 0-255 / 255),
 with noise and mask drawn from ``torch.Generator().manual_seed(0)``; every
 restorer runs at its default settings with the same seeded generator, on the
 CPU with 2 threads.
@@ -29,25 +29,22 @@ the benchmark tables measure.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+import restore
+from restore.bench.plots import montage, std_vs_error
+from restore.bench.provenance import cpu_model, git_commit, now_utc
+from restore.commands.files import example_path
+from restore.io import atomic_write, read_image
+from restore.metrics import psnr
+from restore.operators import Operator, make_operator, random_mask
+from restore.restorers import Restoration
 
-import restore  # noqa: E402
-from restore.bench.plots import montage, std_vs_error  # noqa: E402
-from restore.bench.provenance import cpu_model, git_commit, now_utc  # noqa: E402
-from restore.commands.files import example_path  # noqa: E402
-from restore.commands.operator_options import build_operator  # noqa: E402
-from restore.io import atomic_write, read_image  # noqa: E402
-from restore.metrics import psnr  # noqa: E402
-from restore.operators import Operator, random_mask  # noqa: E402
-from restore.restorers import Restoration  # noqa: E402
+REPO = Path(__file__).resolve().parents[2]
 
 SEED = 0
 THREADS = 2
@@ -65,13 +62,12 @@ def clean_crop() -> torch.Tensor:
 
 
 def operators() -> dict[str, Operator]:
-    """The four tasks' operators, with the CLI's units (sigma in 0-255)."""
-    none = {"sigma_255": None, "kernel": None, "scale": None, "mask": None}
+    """The four tasks' operators, as the CLI builds them (sigma 0-255 in the CLI, / 255 here)."""
     return {
-        "denoise": build_operator("denoise", **{**none, "sigma_255": 25.0}),
-        "sr_x4": build_operator("sr", **{**none, "scale": 4}),
-        "deblur": build_operator("deblur", **{**none, "sigma_255": 2.55, "kernel": "gaussian:2"}),
-        "inpaint": build_operator("inpaint", **{**none, "mask": random_mask(CROP, CROP, 0.5, generator())}),
+        "denoise": make_operator("denoise", sigma=25.0 / 255),
+        "sr_x4": make_operator("sr", scale=4),
+        "deblur": make_operator("deblur", sigma=2.55 / 255, kernel="gaussian:2"),
+        "inpaint": make_operator("inpaint", mask=random_mask(CROP, CROP, 0.5, generator())),
     }
 
 
@@ -138,7 +134,7 @@ def protocol(paragraph: int) -> str:
 
 def markdown(rows: list[dict], total: float) -> str:
     head = ["# Figures: before/after on one astronaut crop", "",
-            f"Command: `python benchmarks/figures.py`. Date {now_utc()}, commit {git_commit()}, "
+            f"Command: `python benchmarks/studies/figures.py`. Date {now_utc()}, commit {git_commit()}, "
             f"{cpu_model()}, {THREADS} torch threads; total {total:.0f} s.", "",
             protocol(3), "", protocol(5), ""]
     return "\n".join(head + table(rows)) + "\n"

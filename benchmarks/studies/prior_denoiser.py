@@ -1,15 +1,17 @@
 """The diffusion prior as a plain Gaussian denoiser (one network evaluation) on a dataset, and its CPU time.
 
-    python benchmarks/prior_denoiser.py --dataset ../shared/data/CBSD68 --sigma 15 25 50 \\
+    python benchmarks/studies/prior_denoiser.py --dataset ../shared/data/CBSD68 --sigma 15 25 50 \\
         --out benchmarks/results/prior_denoiser_cbsd68
 
-Same protocol and the same noisy images as ``benchmarks/denoise.py`` (float
-Gaussian noise seeded by sha256('seed/sigma/index'), not clipped or quantised;
+Same protocol and the same noisy images as ``restore bench --task denoise``
+(``restore.bench.cases.degrade``: float Gaussian noise seeded by
+sha256('seed/sigma/index'), not clipped or quantised;
 output clamped to [0, 1]; PSNR over the full image, all channels, no border
 crop). The denoiser is ``restore.restorers.reddiff.prior_denoise``: z = 2y - 1,
 s = 2 sigma, t = the fractional timestep whose noise level is s, x0 = z - s
 eps(sqrt(abar_t) z, t). Rows of other methods at the same sigma are copied from
-a committed ``benchmarks/denoise.py`` table (``--reference``), labelled as such.
+a committed denoising table with per-sigma ``summary`` rows (``--reference``; the
+default was made by the former ``benchmarks/denoise.py``), labelled as such.
 The time of one network evaluation on a 256 x 256 RGB input is measured apart
 (median of ``--repeat`` calls after a warm-up).
 """
@@ -27,16 +29,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "benchmarks"))
+from restore.bench.cases import Setting, degrade
+from restore.bench.provenance import git_commit, machine_info
+from restore.errors import RestoreError
+from restore.io import atomic_write, list_images, read_image
+from restore.metrics import psnr, ssim
+from restore.restorers.reddiff import frozen_prior, prior_denoise
+from restore.weights import WEIGHTS_DIR
 
-from denoise import git_commit, load_clean, machine_info, make_noisy, write_atomic  # noqa: E402
-
-from restore.io import list_images  # noqa: E402
-from restore.metrics import psnr, ssim  # noqa: E402
-from restore.restorers.reddiff import frozen_prior, prior_denoise  # noqa: E402
-from restore.weights import WEIGHTS_DIR  # noqa: E402
+REPO = Path(__file__).resolve().parents[2]
 
 SIDE = 256
 
@@ -63,7 +64,7 @@ def network_seconds(net: torch.nn.Module, repeat: int, threads: int) -> dict:
 
 
 def reference_rows(path: Path | None, sigmas: list[float]) -> list[dict]:
-    """Summary rows of a committed denoise.py table at these sigmas (copied, not rerun)."""
+    """The ``summary`` rows of a committed denoising table at these sigmas (copied, not rerun)."""
     if path is None or not path.is_file():
         return []
     summary = json.loads(path.read_text()).get("summary", [])
@@ -127,8 +128,8 @@ def main() -> None:
               "command": "python " + " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]]),
               "protocol": {"dataset": str(args.dataset), "images": [p.name for p in paths], "sigmas_255": args.sigma,
                            "seed": args.seed, "repeat": args.repeat,
-                           "noise": "as benchmarks/denoise.py: y = x + sigma/255 n, n ~ N(0, 1) float32 seeded by "
-                                    "sha256('seed/sigma/index')[:8]; not clipped, not quantised",
+                           "noise": "as restore bench --task denoise (restore.bench.cases.degrade): y = x + sigma/255 n, "
+                                    "n ~ N(0, 1) float32 seeded by sha256('seed/sigma/index')[:8]; not clipped, not quantised",
                            "denoiser": "restore.restorers.reddiff.prior_denoise: one evaluation of the shipped "
                                        "diffusion prior at the fractional timestep whose noise level is 2 sigma/255 "
                                        "([-1, 1] units); sides reflect-padded to a multiple of 8 and cropped back",
@@ -140,8 +141,10 @@ def main() -> None:
               "network_seconds_256": [network_seconds(net, args.repeat, n) for n in args.timing_threads], "records": []}
     for sigma in args.sigma:
         for index, path in enumerate(paths):
-            x = load_clean(path, "rgb")
-            y = make_noisy(x, sigma, args.seed, index)
+            x = read_image(path).pixels
+            if x.shape[1] != 3:
+                raise RestoreError(f"{path.name} has {x.shape[1]} channel(s); the diffusion prior takes RGB images")
+            y = degrade(Setting("denoise", sigma=sigma), x, args.seed, index).degraded
             start = time.perf_counter()
             out = prior_denoise(net, y, sigma / 255).clamp(0, 1)
             seconds = time.perf_counter() - start
@@ -152,8 +155,9 @@ def main() -> None:
         report["summary"] = summarise(report["records"], args.sigma)
         report["reference"] = reference_rows(args.reference, args.sigma)
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(args.out.with_suffix(".json"), json.dumps(report, indent=1) + "\n")
-        write_atomic(args.out.with_suffix(".md"), markdown(report))
+        text = json.dumps(report, indent=1) + "\n"
+        atomic_write(args.out.with_suffix(".json"), lambda f, text=text: f.write(text.encode()), what="table")
+        atomic_write(args.out.with_suffix(".md"), lambda f, md=markdown(report): f.write(md.encode()), what="table")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Where LIDIA's time goes on one image: patch search, network, total; FLOPs and GFLOP/s.
 
-    python benchmarks/lidia_speed.py --image ../shared/data/BSD68/test001.png --sigma 25 \\
+    python benchmarks/studies/lidia_speed.py --image ../shared/data/BSD68/test001.png --sigma 25 \\
         --precision fp32 bf16 --out benchmarks/results/lidia_speed_gray
 
 Times are the median of ``--repeat`` runs after one warm-up, with
@@ -8,31 +8,25 @@ Times are the median of ``--repeat`` runs after one warm-up, with
 per ``--precision``: bf16/fp16 run under autocast, as ``--precision`` does in
 the CLI. Autocast also reaches the patch search's box-sum convolutions, so
 rounded distances change some neighbour choices; the quality figures of this
-mode (``benchmarks/denoise.py`` with ``lidia:precision=bf16``) include that.
+mode (``restore bench --task denoise --models lidia:precision=bf16``) include that.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import statistics
-import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-import restore  # noqa: E402
-from restore.io import read_image  # noqa: E402
-from restore.nets.lidia import flops_per_pixel  # noqa: E402
-from restore.operators import Denoise  # noqa: E402
-from restore.pipeline import PRECISIONS  # noqa: E402
-
-sys.path.insert(0, str(REPO / "benchmarks"))
-from denoise import cpu_model, git_commit  # noqa: E402
+import restore
+from restore.bench.provenance import cpu_model, git_commit
+from restore.io import read_image
+from restore.nets.lidia import flops_per_pixel
+from restore.operators import Denoise
+from restore.pipeline import PRECISIONS
 
 
 def median_seconds(fn, repeat: int) -> float:

@@ -1,6 +1,6 @@
 """RDDM's colour nets on gray images: told sigma (three equal channels, as before) against told the luminance level.
 
-    python benchmarks/rddm_gray.py --dataset ../shared/data/Set12 --out benchmarks/results/rddm_gray
+    python benchmarks/studies/rddm_gray.py --dataset ../shared/data/Set12 --out benchmarks/results/rddm_gray
 
 A gray image copied into three channels carries its noise along luminance only,
 sqrt(3) times stronger there than the i.i.d. colour noise the nets were trained
@@ -64,7 +64,7 @@ def main() -> None:
               "machine": machine_info("cpu"), "rows": rows}
     lines = [f"# RDDM on gray images: {args.dataset.name}", "",
              f"{len(images)} images; {report['date']}, commit `{report['commit']}`.", "",
-             f"Reproduce: `python benchmarks/rddm_gray.py --dataset {args.dataset} --out {args.out}`", "",
+             f"Reproduce: `python benchmarks/studies/rddm_gray.py --dataset {args.dataset} --out {args.out}`", "",
              "| setting | images | told sigma (dB) | luminance level (dB) | gain |", "|---|---:|---:|---:|---:|"]
     lines += [f"| {r['setting']} | {r['images']} | {r['told sigma']:.2f} | {r['luminance']:.2f} | "
               f"{r['luminance'] - r['told sigma']:+.2f} |" for r in rows]

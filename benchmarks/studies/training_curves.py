@@ -1,6 +1,6 @@
 """Does the fast (bf16 autocast) training step learn what the fp32 step learns? Loss curves side by side.
 
-    python benchmarks/training_curves.py --data ../shared/data --model cae-a0483 --steps 400 \\
+    python benchmarks/studies/training_curves.py --data ../shared/data --model cae-a0483 --steps 400 \\
         --out benchmarks/results/training_curves_cae
 
 From the shipped weights, the same batches and the same noise (seeded per step) through the fp32
@@ -11,18 +11,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from restore.training import cae as cae_training  # noqa: E402
-from restore.training import lidia as lidia_training  # noqa: E402
-from restore.training.campaign.queue import campaign_jobs, select  # noqa: E402
-from restore.training.data import WeightAverage  # noqa: E402
+from restore.training import cae as cae_training
+from restore.training import lidia as lidia_training
+from restore.training.campaign.queue import campaign_jobs, select
+from restore.training.data import WeightAverage
 
 
 def curve(job, fast: bool, batches: list[torch.Tensor]) -> tuple[list[float], dict]:
@@ -65,7 +61,7 @@ def main() -> None:
     rows = {mode: curve(job, mode == "fast", batches) for mode in ("fp32", "fast")}
     lines = [f"# Training loss, fp32 step against the fast step: {args.model}", "",
              f"{args.steps} steps from the shipped weights, same batches and noise, Adam lr {job.recipe.lr}. "
-             f"`python benchmarks/training_curves.py --data ../shared/data --model {args.model} --steps {args.steps} "
+             f"`python benchmarks/studies/training_curves.py --data ../shared/data --model {args.model} --steps {args.steps} "
              f"--out {args.out}`", "",
              "| steps | fp32 mean loss | fast mean loss | difference |", "|---|---:|---:|---:|"]
     fp32, fast = rows["fp32"][0], rows["fast"][0]
@@ -76,7 +72,8 @@ def main() -> None:
     lines += ["", f"Validation after {args.steps} steps: fp32 {rows['fp32'][1]}; fast {rows['fast'][1]}."]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".md").write_text("\n".join(lines) + "\n")
-    args.out.with_suffix(".json").write_text(json.dumps({k: {"losses": v[0], "validation": v[1]} for k, v in rows.items()}) + "\n")
+    curves = {k: {"losses": v[0], "validation": v[1]} for k, v in rows.items()}
+    args.out.with_suffix(".json").write_text(json.dumps(curves) + "\n")
     print("\n".join(lines))
 
 

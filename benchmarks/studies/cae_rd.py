@@ -1,6 +1,6 @@
 """Rate-distortion points of the shipped compressive autoencoders on CBSD68 crops.
 
-    python benchmarks/cae_rd.py --dataset ../shared/data/CBSD68 --out benchmarks/results/cae_rd
+    python benchmarks/studies/cae_rd.py --dataset ../shared/data/CBSD68 --out benchmarks/results/cae_rd
 
 Central 256 x 256 crops of every image; latents rounded as a codec would
 (z around its predicted mean), bits = -log2 of the entropy models'
@@ -11,23 +11,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "benchmarks"))
+from restore.bench.crops import read_centre_crop
+from restore.bench.provenance import cpu_model, git_commit
+from restore.io import list_images
+from restore.metrics import psnr
+from restore.restorers.vble import VbleRestorer, shipped_autoencoders
+from restore.weights import WEIGHTS_DIR
 
-from denoise import cpu_model, git_commit  # noqa: E402
-from vble import centre_crop  # noqa: E402
-
-from restore.io import list_images, read_image  # noqa: E402
-from restore.metrics import psnr  # noqa: E402
-from restore.restorers.vble import VbleRestorer, shipped_autoencoders  # noqa: E402
-from restore.weights import WEIGHTS_DIR  # noqa: E402
+CROP = 256
 
 
 @torch.no_grad()
@@ -48,7 +44,7 @@ def main() -> None:
     ap.add_argument("--weights-dir", type=Path, default=WEIGHTS_DIR)
     ap.add_argument("--before", type=Path, help="an earlier run's .json: its points are compared and plotted too")
     args = ap.parse_args()
-    images = [centre_crop(read_image(p).pixels) for p in list_images(args.dataset)]
+    images = [read_centre_crop(p, CROP) for p in list_images(args.dataset)]
     loader = VbleRestorer(weights_dir=args.weights_dir)
     rows = []
     for name, alpha in sorted(shipped_autoencoders(args.weights_dir).items(), key=lambda kv: kv[1]):
@@ -58,7 +54,7 @@ def main() -> None:
     doc = {"commit": git_commit(), "cpu": cpu_model(), "rows": rows}
     args.out.with_suffix(".json").write_text(json.dumps(doc, indent=1) + "\n")
     lines = [f"# Compressive autoencoders: rate-distortion on {args.dataset.name} (256 x 256 centre crops)", "",
-             f"Commit {doc['commit']}. Reproduce: `python benchmarks/cae_rd.py --dataset {args.dataset} --out {args.out}"
+             f"Commit {doc['commit']}. Reproduce: `python benchmarks/studies/cae_rd.py --dataset {args.dataset} --out {args.out}"
              + (f" --before {args.before}" if args.before else "") + "`", "",
              "| weights | alpha | bits per pixel | PSNR (dB) | images |", "|---|---|---|---|---|"]
     lines += [f"| {r['weights']} | {r['alpha']} | {r['bpp']} | {r['psnr']} | {r['images']} |" for r in rows]
@@ -83,7 +79,8 @@ def compare_with(before: dict, now: dict, before_path: Path, out: Path) -> list[
             continue
         gain = r["psnr"] - b["psnr"]
         at_equal = gain - slope * (r["bpp"] - b["bpp"])
-        lines.append(f"| {r['weights']} | {b['bpp']} -> {r['bpp']} | {b['psnr']} -> {r['psnr']} | {gain:+.3f} | {at_equal:+.3f} |")
+        lines.append(f"| {r['weights']} | {b['bpp']} -> {r['bpp']} | {b['psnr']} -> {r['psnr']} | {gain:+.3f} "
+                     f"| {at_equal:+.3f} |")
     _plot(before["rows"], now["rows"], out.with_suffix(".png"))
     lines += ["", f"Both sets of points: `{out.with_suffix('.png').name}`."]
     return lines

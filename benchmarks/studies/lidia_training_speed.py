@@ -8,7 +8,7 @@ backward products; the patch search's convolutions included) and, with
 batches and noise for N steps, fp32 and fast, and reports both loss curves.
 
 Example:
-    python benchmarks/lidia_training_speed.py --data ../shared/data/Train400 --threads 1 \\
+    python benchmarks/studies/lidia_training_speed.py --data ../shared/data/Train400 --threads 1 \\
         --steps 5 --curve 40 --out benchmarks/results/lidia_training_speed
 """
 from __future__ import annotations
@@ -26,14 +26,10 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
-
-from restore.bench.provenance import cpu_model, git_commit  # noqa: E402
-from restore.nets.lidia import Lidia, LidiaConfig  # noqa: E402
-from restore.training.data import random_batch, training_images  # noqa: E402
-from restore.training.lidia import training_loss  # noqa: E402
+from restore.bench.provenance import cpu_model, git_commit
+from restore.nets.lidia import Lidia, LidiaConfig
+from restore.training.data import random_batch, training_images
+from restore.training.lidia import training_loss
 
 
 def step(model, opt, clean, sigma, gen, fast) -> float:
@@ -107,7 +103,8 @@ def main() -> None:
         md = [f"# LIDIA training step ({args.color}, batch {args.batch} x {args.crop}x{args.crop}, {args.threads} thread)", "",
               f"`{' '.join(sys.argv)}` — {doc['date']}, commit {doc['commit']}, {doc['cpu']}", "",
               "| mode | ms / sample | GFLOP / step | GFLOP/s |", "|---|---:|---:|---:|"]
-        md += [f"| {k} | {r['ms_per_sample']:.0f} | {r['gflop_per_step']:.1f} | {r['gflop_per_s']:.1f} |" for k, r in rows.items()]
+        md += [f"| {k} | {r['ms_per_sample']:.0f} | {r['gflop_per_step']:.1f} | {r['gflop_per_s']:.1f} |"
+               for k, r in rows.items()]
         md += ["", f"Speed-up per sample: {speed:.2f}x."]
         if curves:
             md += ["", "Loss curve (log10 MSE, model units), same initial weights, batches and noise:", "",

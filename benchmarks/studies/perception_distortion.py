@@ -1,6 +1,6 @@
 """Deep OT's perception/distortion trade-off: PSNR against the latent W2 distance to clean images, per alpha.
 
-    python benchmarks/perception_distortion.py --calibration ../shared/data/BSDS500/val \
+    python benchmarks/studies/perception_distortion.py --calibration ../shared/data/BSDS500/val \
         --exclude ../shared/data/CBSD68 --test ../shared/data/CBSD68 --limit 12 --threads 1 \
         --out benchmarks/results/perception_distortion
 
@@ -33,20 +33,16 @@ from pathlib import Path
 
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "benchmarks"))
-
-from denoise import cpu_model, git_commit  # noqa: E402
-
-import restore  # noqa: E402
-from restore.io import list_images, read_image  # noqa: E402
-from restore.metrics import MetricUnavailable, lpips_distance, psnr  # noqa: E402
-from restore.operators import Denoise, Downsample  # noqa: E402
-from restore.tuners import DeepOT, gelbrich_distance  # noqa: E402
-from restore.tuners.latent_codec import LatentCodec  # noqa: E402
-from restore.tuners.gaussian_ot import GaussianStats, StatsAccumulator  # noqa: E402
-from restore.tuners.latent_patches import unfold_patches  # noqa: E402
+import restore
+from restore.bench.crops import read_centre_crop
+from restore.bench.provenance import cpu_model, git_commit
+from restore.io import list_images
+from restore.metrics import MetricUnavailable, lpips_distance, psnr
+from restore.operators import Denoise, Downsample
+from restore.tuners import DeepOT, gelbrich_distance
+from restore.tuners.gaussian_ot import GaussianStats, StatsAccumulator
+from restore.tuners.latent_codec import LatentCodec
+from restore.tuners.latent_patches import unfold_patches
 
 CROP = 256
 TEST_SEED = 1000
@@ -59,13 +55,6 @@ CONFIGURATIONS = {
     "raw, direct (paper)": (0, False, "unpaired"),
     "default, paired": (5, True, "paired"),
 }
-
-
-def centre_crop(path: Path) -> torch.Tensor:
-    x = read_image(path).pixels
-    h, w = x.shape[-2:]
-    top, left = (h - CROP) // 2, (w - CROP) // 2
-    return x[..., top : top + CROP, left : left + CROP]
 
 
 def calibration_sets(folder: Path, exclude: Path, count: int) -> tuple[list[str], list[str]]:
@@ -245,14 +234,14 @@ def main() -> None:
     folder = Path(args.calibration)
     degraded_names, natural_names = calibration_sets(folder, Path(args.exclude), args.calibration_images)
     test_paths = list_images(args.test)[: args.limit]
-    sets = {"degraded": [centre_crop(folder / n) for n in degraded_names],
-            "natural": [centre_crop(folder / n) for n in natural_names],
-            "clean": [centre_crop(p) for p in test_paths]}
+    sets = {"degraded": [read_centre_crop(folder / n, CROP) for n in degraded_names],
+            "natural": [read_centre_crop(folder / n, CROP) for n in natural_names],
+            "clean": [read_centre_crop(p, CROP) for p in test_paths]}
     report = {"machine": cpu_model(), "threads": args.threads, "date": f"{datetime.now(timezone.utc):%Y-%m-%d}",
               "commit": git_commit(), "crop": CROP, "calibration": {"degraded": degraded_names, "natural": natural_names},
               "test_images": [p.name for p in test_paths], "restorers": {}}
     codec = LatentCodec()
-    command = " ".join(["python", "benchmarks/perception_distortion.py", *sys.argv[1:]])
+    command = " ".join(["python", "benchmarks/studies/perception_distortion.py", *sys.argv[1:]])
     for spec in args.restorers:
         report["restorers"][spec] = run_restorer(spec, sets, args.alphas, codec)
         write(report, Path(args.out), command)
