@@ -2,8 +2,9 @@
 
 A method spec is a registry name with optional options after a colon,
 ``rddm:steps=5`` or ``lidia:adapt=internal,precision=bf16``; ``precision``
-(fp32 | fp16 | bf16) runs the restorer under autocast, as ``--precision`` does
-in the CLI, and every other option goes to ``restore.load``. Specs are
+(fp32 | fp16 | bf16) is the pipeline's, as ``--precision`` is in the CLI, and
+every other option goes to ``restore.load``. A restorer runs through
+``restore.Pipeline`` on the whole image, the path users run. Specs are
 separated by commas: ``lidia,rddm:steps=5,seed=1,bm3d`` reads as three specs.
 """
 from __future__ import annotations
@@ -16,7 +17,8 @@ import torch
 
 from restore.errors import RestoreError
 from restore.operators.base import Operator
-from restore.pipeline import PRECISIONS
+from restore.options import parse_assignments
+from restore.pipeline import PRECISIONS, Pipeline
 from restore.restorers import available, load, names_for_task
 
 PEERS = {"bm3d": "BM3D / CBM3D from the bm3d package (profile 'np', sigma_psd = sigma/255; CBM3D in opponent colour space)"}
@@ -49,25 +51,14 @@ def split_specs(text: str) -> list[str]:
     return specs
 
 
-def _value(text: str) -> int | float | str:
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text
-
-
 def parse_spec(spec: str) -> tuple[str, dict]:
-    """"rddm:steps=5,precision=bf16" -> ("rddm", {"steps": 5, "precision": "bf16"})."""
+    """"rddm:steps=5,precision=bf16" -> ("rddm", {"steps": "5", "precision": "bf16"}).
+
+    Values stay text: the restorer's declared options type and check them
+    (``restore.options``), as they do the CLI's ``-O KEY=VALUE``.
+    """
     name, _, opts = spec.partition(":")
-    options = {}
-    for item in filter(None, opts.split(",")):
-        key, eq, value = item.partition("=")
-        if not eq or not key:
-            raise RestoreError(f"model option '{item}' in '{spec}' is not KEY=VALUE")
-        options[key] = _value(value)
-    return name, options
+    return name, parse_assignments(filter(None, opts.split(",")), f" in '{spec}'")
 
 
 def build_method(spec: str, task: str, device: str) -> Method:
@@ -85,26 +76,26 @@ def build_method(spec: str, task: str, device: str) -> Method:
     precision = str(options.pop("precision", "fp32"))
     if precision not in PRECISIONS:
         raise RestoreError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r} in '{spec}'")
-    try:
-        restorer = load(name, device=device, **options)
-    except TypeError as e:
-        raise RestoreError(f"model '{name}' does not take the options in '{spec}': {e}") from None
-    return Method(spec, _restorer_runner(restorer, device, PRECISIONS[precision]), registry[name].description)
+    restorer = load(name, device=device, **options)  # an undeclared or ill-typed option raises here
+    return Method(spec, _restorer_runner(restorer, device, precision), registry[name].description)
 
 
 def _choices(task: str) -> list[str]:
     return names_for_task(task) + [p for p in PEERS if task == "denoise"]
 
 
-def _restorer_runner(restorer, device: str, dtype: torch.dtype) -> Runner:
-    device_type = torch.device(device).type
+def _restorer_runner(restorer, device: str, precision: str) -> Runner:
+    """Run ``restorer`` as users do: through ``Pipeline``, on the whole image (tile 0), in ``precision``.
+
+    The pipeline's precision handling (autocast, a NaN or inf batch redone in
+    fp32) and its noise for stochastic restorers are what the tables measure.
+    """
 
     def run(y: torch.Tensor, operator: Operator, seed: int) -> tuple[torch.Tensor, dict]:
-        generator = torch.Generator().manual_seed(seed)
-        with torch.autocast(device_type, dtype=dtype, enabled=dtype != torch.float32):
-            result = restorer.restore(y.to(device), operator.to(device), generator=generator)
-        # Moving the result to the CPU also waits for asynchronous GPU work, inside the timing.
-        return result.image.float().cpu(), result.info
+        pipe = Pipeline(restorer, operator, tile=0, device=device, precision=precision, seed=seed)
+        # The pipeline merges on the CPU, which also waits for asynchronous GPU work, inside the timing.
+        result = pipe.run(y)
+        return result.image, result.info
 
     return run
 

@@ -90,6 +90,7 @@ def protocol(job: BenchJob) -> dict:
     return {"task": job.task, "seed": job.seed, "clean": f"8-bit image / 255, float32, {crop}",
             "degradation": DESCRIPTION[job.task], "seeds": SEED_RULE,
             "scores": PROTOCOL[job.task], **{k: PROTOCOL[k] for k in ("data range", "ssim", "lpips", "mean")},
+            "restorers": "run through restore.Pipeline on the whole image (tile 0), as users run them",
             "timing": f"perf_counter around the restore call (result moved to the CPU inside it), after one "
                       f"warm-up call per method and setting on a {WARMUP_SIDE} x {WARMUP_SIDE} crop"}
 
