@@ -1,11 +1,12 @@
 """Stream rasters larger than memory in this process: read blocks with a halo, write block cores.
 
 A driver over the pipeline's block function: the raster is cut into blocks
-(``pipeline.block`` cores that partition it, each read with
-``pipeline.halo`` pixels of context), each block is restored by ``Pipeline.restore_block`` and its core
-goes to a ``RasterMerger``, which writes it into the output GeoTIFF. Memory is
-that of one block whatever the raster's size. ``restore.scaleout`` is the
-same on a Dask cluster; the file classes both use live in ``restore.raster_files``.
+(``pipeline.block`` cores that partition it, each read with ``pipeline.halo``
+pixels of context), each block is restored by ``Pipeline.restore_block`` and
+its core goes to a ``RasterMerger``, which writes it into the output GeoTIFF.
+Memory is that of one block whatever the raster's size. ``restore.scaleout``
+does the same on a Dask cluster; the file classes both use live in
+``restore.raster_files`` (and are importable from here, as before).
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from restore.raster_files import RasterReader, RasterWriter, check_pixels, wants
 from restore.raster_merger import RasterMerger
 from restore.tiling import Tile, partition_into_blocks
 
-# Where callers found them before the file classes had their own module.
+# RasterReader, RasterWriter and wants_streaming: where callers found them before raster_files.py.
 __all__ = ["RasterReader", "RasterWriter", "restore_raster", "stream_blocks", "wants_streaming"]
 
 
