@@ -208,3 +208,18 @@ def _check_png_channels(pixels: torch.Tensor) -> None:
     # Arrays are written as PNG, which holds gray or RGB: refuse others before restoring, not after.
     if pixels.shape[1] not in (1, 3):
         raise RestoreError(f"an array input is written as PNG: 1 or 3 channels (+ alpha), got {pixels.shape[1]}")
+
+
+def single_source(inputs: Any, output: Path) -> Source:
+    """The one source of a job that names its output file (``restore.run(path, output=...)``)."""
+    if not isinstance(inputs, (str, os.PathLike)):
+        raise RestoreError(f"output= names one output file: inputs must be one image path, got a {type(inputs).__name__}")
+    path = Path(os.path.expanduser(os.fspath(inputs)))
+    if not path.is_file():
+        raise RestoreError(f"input not found: {path}" if not path.exists() else
+                           f"output= names one output file: {path} is not a file (use out_dir= for a folder)")
+    if output.suffix.lower() not in IMAGE_EXTENSIONS:
+        raise RestoreError(f"output {output}: unknown image format {output.suffix or '(no extension)'}")
+    if output.resolve() == path.resolve():
+        raise RestoreError(f"output {output} is the input; refusing to overwrite an input")
+    return Source(str(path), output, path=path)

@@ -68,3 +68,22 @@ class JobLog(JsonLinesWriter):
             raise ValueError(f"status must be one of {', '.join(STATUSES)}, got {record['status']!r}")
         super().write(record)
         self.report.records.append(record)
+
+
+class ReportOnly:
+    """The journal of a job without a log file (one output file): records are only kept in the report."""
+
+    def __init__(self, report: BatchReport) -> None:
+        self.report = report
+
+    def __enter__(self) -> "ReportOnly":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def write(self, record: dict) -> None:
+        """Keep one input's record."""
+        if record["status"] not in STATUSES:
+            raise ValueError(f"status must be one of {', '.join(STATUSES)}, got {record['status']!r}")
+        self.report.records.append(record)

@@ -12,7 +12,9 @@ from typing import Callable, Optional
 import typer
 import typer.core
 
-from restore.errors import RestoreError
+from restore.errors import InternalFailure, RestoreError
+from restore.commands.task_command import KERNEL_HELP, POISSON_HELP, PSF_HELP
+from restore.tasks import TASK_TABLE
 
 _display_type_rich = typer.core.TyperOption.display_type_rich
 
@@ -24,24 +26,11 @@ def _flag_type(self, ctx):
 
 typer.core.TyperOption.display_type_rich = _flag_type
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Image restoration toolkit.")
-
-DEFAULT_MODEL = {"denoise": "lidia", "deblur": "vble", "sr": "onestep-sr", "inpaint": "vble"}
-KERNEL_HELP = "gaussian:STD | motion:LENGTH,ANGLE | mtf:VALUE_AT_NYQUIST (sensor PSF) | FILE.npy (deblur)"
-PSF_HELP = "satellite sensor: Gaussian PSF with this MTF at Nyquist (e.g. 0.15), then decimation by --scale for sr"
-POISSON_HELP = "signal-dependent (shot) noise: its std at full scale, 0-255 units (variance (s/255)^2 * x)"
-PERCEPTION_HELP = "deep OT (with --tuner): 0 = the model's own output, 1 = fully transported, -1 to 2 extrapolates; default 1"
-OVERLAP_HELP = "pixels neighbouring tiles share, blended (default: 0 for deterministic models, tile/4 <= 64 for samplers)"
-VALUE_RANGE_HELP = ("stored value meaning full scale, e.g. 4095 for 12-bit data in 16 bits, 255 for a float TIFF in "
-                    "0-255 (default: the type's max, 1 for floats); outputs are written back in the same units")
-MAX_PIXELS_HELP = ("refuse in-memory images with more pixels, read from the header before decoding "
-                   "(default 268435456 = 16384 x 16384; 0: no limit); streamed GeoTIFFs are exempt")
-TASK_HELP = {
-    "denoise": "Remove Gaussian noise (sigma estimated when --sigma is not given).",
-    "deblur": "Remove blur of a known kernel.",
-    "sr": "Super-resolve by --scale.",
-    "inpaint": "Fill the pixels a --mask marks missing (0).",
-}
+EXIT_CODES = "Exit codes: 0 success, 1 a bad input or option or a failed file, 2 a usage error, 3 an internal error " \
+    "(please report it), 130 interrupted."
+# Plain (not rich) help: one line per option, so each task command's --help fits one screen.
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Image restoration toolkit.\n\n" + EXIT_CODES,
+                  rich_markup_mode=None)
 
 
 def fail(message: str, code: int = 1) -> None:
@@ -58,6 +47,8 @@ def guarded(fn: Callable[[], None]) -> None:
         fn()
     except typer.Exit:
         raise
+    except InternalFailure as e:
+        fail(f"{e} (please report this)", 3)
     except RestoreError as e:
         fail(str(e).splitlines()[0] if str(e) else type(e).__name__)
     except KeyboardInterrupt:
@@ -65,65 +56,26 @@ def guarded(fn: Callable[[], None]) -> None:
     except MemoryError:
         fail("out of memory: use a smaller --tile or a smaller image")
     except Exception as e:  # noqa: BLE001 - the CLI promises no tracebacks
-        fail(f"unexpected {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''} (please report this)", 2)
+        fail(f"unexpected {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''} (please report this)", 3)
 
 
 def _restore_command(task: str) -> Callable[..., None]:
-    def command(
-        inputs: Path = typer.Argument(..., help="an image file or a folder of images"),
-        output: Optional[Path] = typer.Option(None, "-o", "--output", help="output file (or folder for a folder input)"),
-        model: str = typer.Option(DEFAULT_MODEL[task], "--model", "-m", help="restorer (see `restore models`)"),
-        sigma: Optional[float] = typer.Option(None, help="noise std in 0-255 units, > 0 (denoise: estimated per image when not given)"),
-        kernel: Optional[str] = typer.Option(None, help=KERNEL_HELP),
-        scale: Optional[int] = typer.Option(None, help="super-resolution factor 2, 3 or 4 (sr)"),
-        mask: Optional[str] = typer.Option(None, help="mask FILE (1/white = observed) or random:FRACTION (inpaint)"),
-        psf_mtf: Optional[float] = typer.Option(None, "--psf-mtf", help=PSF_HELP),
-        sigma_poisson: Optional[float] = typer.Option(None, "--sigma-poisson", help=POISSON_HELP),
-        adapt: Optional[str] = typer.Option(None, help="instance adaptation: internal | external"),
-        adapt_ref: Optional[Path] = typer.Option(None, "--adapt-ref", help="clean reference image for external adaptation"),
-        seed: int = typer.Option(0, help="seed of every random choice"),
-        device: str = typer.Option("cpu", help="cpu, cuda, cuda:1, ..."),
-        bit_depth: Optional[int] = typer.Option(None, "--bit-depth", help="8, 16 (32: float TIFF); default: the input's"),
-        overwrite: bool = typer.Option(False, "--overwrite", help="replace existing outputs"),
-        quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar or messages"),
-        tile: int = typer.Option(512, help="tile side in input pixels; 0: the whole image in one call"),
-        overlap: Optional[int] = typer.Option(None, help=OVERLAP_HELP),
-        batch_size: int = typer.Option(8, "--batch-size", help="tiles per restorer call"),
-        precision: str = typer.Option("fp32", help="fp32 | fp16 | bf16 (fp32 accumulation; NaN falls back to fp32)"),
-        scheduler: Optional[str] = typer.Option(None, help="Dask scale-out: local (a LocalCluster) or tcp://HOST:PORT"),
-        workers: Optional[int] = typer.Option(None, help="LocalCluster workers (default: CPU count)"),
-        value_range: Optional[float] = typer.Option(
-            None, "--value-range", help=VALUE_RANGE_HELP
-        ),
-        max_pixels: Optional[float] = typer.Option(None, "--max-pixels", help=MAX_PIXELS_HELP),
-        samples: Optional[int] = typer.Option(None, help="posterior samples for the MMSE and std map (vble)"),
-        save_samples: Optional[int] = typer.Option(None, "--save-samples", help="write the first K samples beside -o"),
-        std_map: Optional[Path] = typer.Option(None, "--std-map", help="write the per-pixel posterior std (.tif: float)"),
-        lam: Optional[float] = typer.Option(None, help="regularisation weight lambda (vble, reddiff; default per task)"),
-        iterations: Optional[int] = typer.Option(None, help="optimisation steps (vble; default per task)"),
-        lr: Optional[float] = typer.Option(None, help="optimiser learning rate (vble, reddiff)"),
-        gamma: Optional[float] = typer.Option(None, help="bitrate modulation in (0, 1]: lower = stronger prior (vble-xz)"),
-        steps: Optional[int] = typer.Option(None, help="diffusion steps (reddiff, rddm; default per model and task)"),
-        perception: Optional[float] = typer.Option(None, help=PERCEPTION_HELP),
-        tuner: Optional[Path] = typer.Option(None, "--tuner", help="deep-OT tuner file from `restore tune` (same model, task)"),
-    ) -> None:
-        from restore.commands.restore_images import RestoreJob, run_restore_job
+    from restore.commands.task_command import task_params, with_signature
 
-        job = RestoreJob(
-            task=task, inputs=inputs, output=output, model=model, sigma=sigma, kernel=kernel, scale=scale,
-            mask=mask, adapt=adapt, adapt_ref=adapt_ref, seed=seed, device=device, bit_depth=bit_depth,
-            overwrite=overwrite, quiet=quiet, tile=tile, overlap=overlap, batch_size=batch_size,
-            precision=precision, scheduler=scheduler, workers=workers, value_range=value_range, samples=samples,
-            save_samples=save_samples, std_map=std_map, lam=lam, iterations=iterations, lr=lr, gamma=gamma, steps=steps,
-            psf_mtf=psf_mtf, sigma_poisson=sigma_poisson, perception=perception, tuner=tuner, max_pixels=max_pixels,
-        )
+    def body(*, inputs: Path, output: Optional[Path], model: str, option: Optional[list[str]], **values) -> None:
+        from restore.commands.restore_images import OPTION_FLAGS, RestoreJob, run_restore_job
+
+        flags = {name: values.pop(name, None) for name in OPTION_FLAGS}
+        job = RestoreJob(task=task, inputs=inputs, output=output, model=model, flags=flags, options=option or [],
+                         **values)
         guarded(lambda: run_restore_job(job))
 
-    command.__doc__ = TASK_HELP[task]
+    command = with_signature(body, task_params(task))
+    command.__doc__ = TASK_TABLE[task].help
     return command
 
 
-for _task in ("denoise", "deblur", "sr", "inpaint"):
+for _task in TASK_TABLE:
     app.command(name=_task)(_restore_command(_task))
 
 
@@ -214,12 +166,13 @@ def bench(
 
 @app.command()
 def models(
+    name: Optional[str] = typer.Argument(None, help="one restorer: its tasks, declared options and weights"),
     markdown: bool = typer.Option(False, "--markdown", help="the shipped weights as a Markdown table (README's)"),
 ) -> None:
     """List restorers, their tasks, shipped weights with their data, training budget and measured scores."""
-    from restore.commands.list_models import print_models
+    from restore.commands.list_models import print_model, print_models
 
-    guarded(lambda: print_models(markdown))
+    guarded(lambda: print_model(name) if name is not None else print_models(markdown))
 
 
 # Options of `restore bench` that take several values after one flag (--sigma 15 25 50).

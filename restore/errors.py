@@ -8,3 +8,10 @@ class RestoreError(ValueError):
     Subclasses ValueError so that callers catching ValueError keep working.
     The CLI prints the message on one line and exits non-zero.
     """
+
+
+class InternalFailure(Exception):
+    """A failure that is the toolkit's fault, not the input's (an unexpected exception met while restoring).
+
+    The CLI says so on one line, asks for a report, and exits with code 3.
+    """

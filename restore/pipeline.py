@@ -32,6 +32,9 @@ from restore.errors import RestoreError
 from restore.merging import RestorationMerger
 from restore.noise_field import PositionalNoise
 from restore.operators.base import Operator, check_image
+from restore.operators.denoise import Denoise
+# The one region whole-image decisions are made on (the noise level first, wherever it is estimated).
+from restore.operators.noise_level import SAMPLE_SIDE, centre_crop
 from restore.pipeline_settings import PRECISIONS, PipelineSettings, default_overlap, min_tile, same_device
 from restore.pixel_values import check_finite, check_unit_range, operator_noise_std
 from restore.restorers.base import Restoration, Restorer, load
@@ -40,21 +43,12 @@ from restore.tiling import Tile, TileGrid
 
 __all__ = ["PRECISIONS", "BandGroup", "Pipeline", "band_slices", "centre_crop", "min_tile", "upscale_of"]
 
-# Side of the centre crop whole-image decisions (noise level, adaptation) are made on.
-SAMPLE_SIDE = 1024
 NONFINITE_FIX = "replace or mask them first (e.g. torch.nan_to_num)"
 RANGE_FIX = "divide the image by its full-scale value first (e.g. x / {scale})"
 
 
 def _say(message: str) -> None:
     tqdm.write(message, file=sys.stderr)
-
-
-def centre_crop(y: torch.Tensor, side: int = SAMPLE_SIDE) -> torch.Tensor:
-    """The central side x side crop (or all) of a ... x H x W tensor."""
-    h, w = y.shape[-2:]
-    r, c = max(0, (h - side) // 2), max(0, (w - side) // 2)
-    return y[..., r : r + side, c : c + side]
 
 
 def upscale_of(operator: Operator) -> int:
@@ -240,7 +234,7 @@ class Pipeline:
         for bands in band_slices(sample.shape[1], self.restorer.channels):
             generator = torch.Generator().manual_seed(self.seed)
             restorer, operator = self.restorer.prepare(sample[:, bands].float(), self.operator, generator=generator)
-            if self.operator.task == "denoise" and self.operator.sigma <= 0 < operator.sigma:
+            if isinstance(self.operator, Denoise) and self.operator.sigma <= 0 < operator.sigma:
                 self.log(f"estimated noise sigma = {operator.sigma * 255:.2f} (0-255 units)")
             groups.append(BandGroup(bands, restorer, operator))
         return groups

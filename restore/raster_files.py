@@ -22,6 +22,7 @@ import torch
 
 from restore.errors import RestoreError
 from restore.io import temp_path
+from restore.operators.noise_level import SAMPLE_SIDE  # the region whole-image decisions are made on, as in memory
 from restore.pixel_values import HIGH, LOW, check_finite, check_unit_range
 
 # GDAL caches raster blocks up to 5% of RAM by default, and keeps written blocks
@@ -35,8 +36,6 @@ os.environ.setdefault("GDAL_CACHEMAX", "64")
 WRITE_BLOCK = 512
 DTYPE_RANGE = {"uint8": 255.0, "uint16": 65535.0, "int16": 32767.0}
 FLOAT_DTYPES = ("float32", "float64")
-# Side of the centre window whole-raster decisions are made on (as the pipeline's centre crop).
-SAMPLE_SIDE = 1024
 
 
 def _rasterio():

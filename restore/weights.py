@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -81,6 +82,38 @@ def load_model_files(name: str, folder: Path | None = None) -> tuple[dict[str, t
     except json.JSONDecodeError as e:
         raise RestoreError(f"weights config {config_path} is not valid JSON: {e}") from None
     return {k: v.float() for k, v in tensors.items()}, config
+
+
+def shipped(restorer: str, folder: Path | None = None, **selector: object) -> dict[str, dict]:
+    """{weights name: manifest card} of ``restorer``'s shipped weights whose cards match ``selector``.
+
+    The one lookup every restorer uses: e.g. ``shipped("rddm", task="sr", scale=4)``,
+    ``shipped("lidia", color="gray")``; a card without a selector key never matches it.
+    """
+    models = read_manifest(folder).get("models", {})
+    return {name: card for name, card in models.items() if card.get("restorer") == restorer
+            and all(card.get(key, _MISSING) == value for key, value in selector.items())}
+
+
+_MISSING = object()
+
+
+def load_net(name: str, build: Callable[[dict], torch.nn.Module], folder: Path | None = None,
+             device: str | torch.device = "cpu", *, frozen: bool = True, channels_last: bool = False) -> torch.nn.Module:
+    """Shipped weights ``name`` (verified) in the net ``build(config)`` makes, in eval mode on ``device``.
+
+    Args:
+        build: the architecture from the weights' JSON config.
+        frozen: no gradients (inference); False for nets that are adapted or trained further.
+        channels_last: oneDNN's and cuDNN's convolutions run about 20-25% faster on it
+            (benchmarks/results/diffusion_speed.md).
+    """
+    state, doc = load_model_files(name, folder)
+    net = build(doc["config"])
+    net.load_state_dict(state)
+    net = net.requires_grad_(not frozen)
+    net = net.to(device, memory_format=torch.channels_last) if channels_last else net.to(device)
+    return net.eval()
 
 
 def load_state(path: Path) -> dict[str, torch.Tensor]:

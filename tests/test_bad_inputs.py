@@ -115,7 +115,7 @@ def test_1_nonfinite_pixels_are_refused_by_read_image_restorer_pipeline_and_run(
         load("nlm").restore(y, Denoise(25 / 255))
     with pytest.raises(RestoreError, match=r"row 5, column 7"):
         Pipeline("nlm", Denoise(25 / 255), tile=0).run(y)
-    report = restore.run(src, task="denoise", model="nlm", sigma=25, out_dir=tmp_path / "out", progress=False)
+    report = restore.run(src, task="denoise", model="nlm", sigma=25 / 255, out_dir=tmp_path / "out", progress=False)
     assert report.failed == 1 and "non-finite" in report.failures[0]["error"]
     assert not (tmp_path / "out" / "nan.tif").exists()
 
@@ -139,7 +139,7 @@ def test_2_float_data_in_0_255_is_refused_in_python_naming_keywords(tmp_path):
     src = float_tiff(tmp_path / "f255.tif", scale=255)
     with pytest.raises(RestoreError, match=r"value_range=255"):
         read_image(src)
-    report = restore.run(src, task="denoise", model="nlm", sigma=25, out_dir=tmp_path / "out", progress=False)
+    report = restore.run(src, task="denoise", model="nlm", sigma=25 / 255, out_dir=tmp_path / "out", progress=False)
     assert report.failed == 1 and "value_range=255" in report.failures[0]["error"]
 
 
@@ -167,7 +167,7 @@ def test_3_value_range_applies_to_an_in_memory_tiff_and_keeps_its_units(tmp_path
     a, b = tifffile.imread(plain), tifffile.imread(ranged)
     assert b.dtype == np.uint16 and b.max() <= 4095 and b.max() > 2000  # written back in 12-bit units
     assert not np.array_equal(a, b)
-    report = restore.run(src, task="denoise", model="nlm", sigma=10, out_dir=tmp_path / "run", value_range=4095,
+    report = restore.run(src, task="denoise", model="nlm", sigma=10 / 255, out_dir=tmp_path / "run", value_range=4095,
                          progress=False)
     assert report.done == 1 and np.array_equal(tifffile.imread(tmp_path / "run" / "scene12.tif"), b)
 
@@ -210,7 +210,7 @@ def test_4_a_tile_smaller_than_the_halo_allows_is_refused(tmp_path):
     with pytest.raises(RestoreError, match="too small"):
         Pipeline("nlm", Denoise(0.1), tile=1)
     with pytest.raises(RestoreError, match="tile=1 is too small"):
-        restore.run(src, task="denoise", model="nlm", sigma=25, out_dir=tmp_path / "o", tile=1, progress=False)
+        restore.run(src, task="denoise", model="nlm", sigma=25 / 255, out_dir=tmp_path / "o", tile=1, progress=False)
 
 
 # ---------------------------------------------------------------- 5 and 7. folder runs
@@ -222,17 +222,18 @@ def test_5_any_per_file_error_is_recorded_and_the_folder_run_goes_on(tmp_path, m
     gray_png(folder / "a.png"), gray_png(folder / "c.png", seed=2)
     png_header_only(folder / "b_huge.png", 100000, 100000)
     gray_png(folder / "d_bug.png", seed=3)
-    original = Pipeline.run
+    original = Pipeline.run_batch  # the CLI runs restore.run, which batches images of one size
+    target = float(read_image(folder / "d_bug.png").pixels.mean())
 
     def breaks_on_d(self, y):
-        if float(y.mean()) == float(read_image(folder / "d_bug.png").pixels.mean()):
+        if any(float(image.mean()) == target for image in y):
             raise RuntimeError("something not of the project's own type")
         return original(self, y)
 
-    monkeypatch.setattr(Pipeline, "run", breaks_on_d)
+    monkeypatch.setattr(Pipeline, "run_batch", breaks_on_d)
     result = invoke("denoise", folder, "-o", out, "--model", "nlm", "--sigma", 25, "-q")
     assert result.exit_code == 1
-    assert sorted(p.name for p in out.iterdir()) == ["a.png", "c.png"]
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "c.png", "restore-log.jsonl"]
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert lines[0].startswith(f"error: {folder / 'b_huge.png'}: 100000 x 100000") and "--max-pixels" in lines[0]
     assert lines[1].startswith(f"error: {folder / 'd_bug.png'}: unexpected RuntimeError")
@@ -254,7 +255,7 @@ def test_5_restore_run_records_any_error_and_goes_on(tmp_path, monkeypatch):
         return original(self, y)
 
     monkeypatch.setattr(Pipeline, "run_batch", breaks)
-    report = restore.run(folder, task="denoise", model="nlm", sigma=25, out_dir=tmp_path / "out", progress=False)
+    report = restore.run(folder, task="denoise", model="nlm", sigma=25 / 255, out_dir=tmp_path / "out", progress=False)
     assert (report.done, report.failed) == (2, 1) and report.failures[0]["input"].endswith("b.png")
 
 
@@ -339,7 +340,7 @@ def test_8_stale_temp_files_of_a_runs_outputs_are_removed_and_said(tmp_path):
     assert not stale.exists() and live.exists() and other.exists() and (out_dir / "a.png").exists()
     stale.write_bytes(b"partial")
     os.utime(stale, (time.time() - 60, time.time() - 60))
-    report = restore.run(src, task="denoise", model="nlm", sigma=25, out_dir=out_dir, overwrite=True, progress=False)
+    report = restore.run(src, task="denoise", model="nlm", sigma=25 / 255, out_dir=out_dir, overwrite=True, progress=False)
     assert report.removed == [stale] and not stale.exists()
 
 
@@ -362,18 +363,18 @@ def test_9_restore_run_refuses_outputs_made_with_other_settings_unless_overwrite
     folder.mkdir()
     for i in range(2):
         gray_png(folder / f"{i}.png", seed=i)
-    assert restore.run(folder, task="denoise", model="nlm", sigma=20, out_dir=out, progress=False).done == 2
+    assert restore.run(folder, task="denoise", model="nlm", sigma=20 / 255, out_dir=out, progress=False).done == 2
     first = (out / "0.png").read_bytes()
-    with pytest.raises(RestoreError, match=r"2 existing output\(s\).*sigma 20 -> 30.*overwrite=True"):
-        restore.run(folder, task="denoise", model="nlm", sigma=30, out_dir=out, progress=False)
+    with pytest.raises(RestoreError, match=r"2 existing output\(s\).*sigma 0.0784\d* -> 0.1176\d*.*overwrite=True"):
+        restore.run(folder, task="denoise", model="nlm", sigma=30 / 255, out_dir=out, progress=False)
     with pytest.raises(RestoreError, match=r"seed 0 -> 1"):
-        restore.run(folder, task="denoise", model="nlm", sigma=20, seed=1, out_dir=out, progress=False)
+        restore.run(folder, task="denoise", model="nlm", sigma=20 / 255, seed=1, out_dir=out, progress=False)
     restorer_calls.clear()
-    assert restore.run(folder, task="denoise", model="nlm", sigma=20, out_dir=out, progress=False).skipped == 2
+    assert restore.run(folder, task="denoise", model="nlm", sigma=20 / 255, out_dir=out, progress=False).skipped == 2
     assert restorer_calls == []
-    redone = restore.run(folder, task="denoise", model="nlm", sigma=30, out_dir=out, overwrite=True, progress=False)
+    redone = restore.run(folder, task="denoise", model="nlm", sigma=30 / 255, out_dir=out, overwrite=True, progress=False)
     assert redone.done == 2 and (out / "0.png").read_bytes() != first
-    assert restore.run(folder, task="denoise", model="nlm", sigma=30, out_dir=out, progress=False).skipped == 2
+    assert restore.run(folder, task="denoise", model="nlm", sigma=30 / 255, out_dir=out, progress=False).skipped == 2
 
 
 # ---------------------------------------------------------------- 10. decompression bombs
@@ -400,7 +401,7 @@ def test_10_the_pixel_limit_is_an_option_for_every_format(tmp_path):
     out = tmp_path / "out.png"
     error_line(invoke("denoise", src, "-o", out, "--model", "nlm", "--sigma", 25, "--max-pixels", 1000), "64 x 64")
     assert invoke("denoise", src, "-o", out, "--model", "nlm", "--sigma", 25, "--max-pixels", 0).exit_code == 0
-    report = restore.run(src, task="denoise", model="nlm", sigma=25, out_dir=tmp_path / "o", max_pixels=1000,
+    report = restore.run(src, task="denoise", model="nlm", sigma=25 / 255, out_dir=tmp_path / "o", max_pixels=1000,
                          progress=False)
     assert report.failed == 1 and "max_pixels=" in report.failures[0]["error"]
 
@@ -493,26 +494,27 @@ def test_bar_twenty_images_five_bad_kinds_cli(tmp_path, restorer_calls):
     bad = _bar_folder(folder)
     result = invoke("denoise", folder, "-o", out, "--model", "nlm", "--sigma", 20, "-q")
     assert result.exit_code == 1
-    assert len(list(out.iterdir())) == 15 and not temp_files(out)
+    assert len(list(out.iterdir())) == 15 + 1 and (out / "restore-log.jsonl").is_file() and not temp_files(out)
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     named = {line.removeprefix("error: ").split(": ")[0] for line in lines[:-1]}
     assert named == bad and len(lines) == 6 and lines[-1] == "error: 5 of 20 images failed (each named above)"
-    assert len(restorer_calls) == 15
-    mtimes = {p: p.stat().st_mtime_ns for p in out.iterdir()}
+    assert sum(restorer_calls) == 15  # images of one size share restorer calls (batch_size 8)
+    images = [p for p in out.iterdir() if p.suffix == ".png"]
+    mtimes = {p: p.stat().st_mtime_ns for p in images}
     restorer_calls.clear()
     again = invoke("denoise", folder, "-o", out, "--model", "nlm", "--sigma", 20, "-q")
     assert again.exit_code == 1 and restorer_calls == []  # no work: the good ones exist, the bad fail on reading
-    assert {p: p.stat().st_mtime_ns for p in out.iterdir()} == mtimes
+    assert {p: p.stat().st_mtime_ns for p in images} == mtimes  # only the log grew
 
 
 def test_bar_twenty_images_five_bad_kinds_python(tmp_path, restorer_calls):
     folder, out = tmp_path / "in", tmp_path / "out"
     bad = _bar_folder(folder)
-    report = restore.run(folder, task="denoise", model="nlm", sigma=20, out_dir=out, progress=False)
+    report = restore.run(folder, task="denoise", model="nlm", sigma=20 / 255, out_dir=out, progress=False)
     assert (report.done, report.failed) == (15, 5) and {r["input"] for r in report.failures} == bad
     assert len([p for p in out.iterdir() if p.suffix != ".jsonl"]) == 15
     restorer_calls.clear()
-    again = restore.run(folder, task="denoise", model="nlm", sigma=20, out_dir=out, progress=False)
+    again = restore.run(folder, task="denoise", model="nlm", sigma=20 / 255, out_dir=out, progress=False)
     assert (again.done, again.skipped, again.failed) == (0, 15, 5) and restorer_calls == []
 
 

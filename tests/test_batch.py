@@ -84,7 +84,7 @@ def test_fifty_images_with_three_corrupt_then_a_rerun_does_nothing(tmp_path, cal
     (photos / "empty.png").write_bytes(b"")
     bad = {str(truncated), str(photos / "set2" / "text.png"), str(photos / "empty.png")}
 
-    report = restore.run(f"{photos}/**/*.png", task="denoise", model="nlm", sigma=20, out_dir=out, progress=False)
+    report = restore.run(f"{photos}/**/*.png", task="denoise", model="nlm", sigma=20 / 255, out_dir=out, progress=False)
 
     assert (report.done, report.skipped, report.failed) == (47, 0, 3)
     assert len(_outputs(out)) == 47
@@ -92,12 +92,12 @@ def test_fifty_images_with_three_corrupt_then_a_rerun_does_nothing(tmp_path, cal
     assert len(records) == 50 and records == report.records
     assert {r["input"] for r in records if r["status"] == "failed"} == bad
     assert all(r["error"] and "\n" not in r["error"] for r in report.failures)
-    assert all(r["sigma"] == 20 and r["model"] == "nlm" and r["task"] == "denoise" for r in records if r["status"] == "done")
+    assert all(r["sigma"] == round(20 / 255, 6) and r["model"] == "nlm" and r["task"] == "denoise" for r in records if r["status"] == "done")
     assert sum(calls) == 47 and max(calls) > 1  # every good image restored once, several per call
 
     mtimes = {p: p.stat().st_mtime_ns for p in _outputs(out)}
     calls.clear()
-    again = restore.run(f"{photos}/**/*.png", task="denoise", model="nlm", sigma=20, out_dir=out, progress=False)
+    again = restore.run(f"{photos}/**/*.png", task="denoise", model="nlm", sigma=20 / 255, out_dir=out, progress=False)
     assert (again.done, again.skipped, again.failed) == (0, 47, 3)  # the failed ones are retried (and fail again)
     assert calls == []
     assert {p: p.stat().st_mtime_ns for p in _outputs(out)} == mtimes
@@ -204,7 +204,7 @@ def test_keeps_bit_depth_and_alpha(tmp_path):
     rgba = np.dstack([_crops(1)[0].astype(np.uint16) * 257, np.arange(SIDE * SIDE, dtype=np.uint16).reshape(SIDE, SIDE)])
     src = tmp_path / "in" / "rgba.png"
     write_image(src, from_numpy_image(rgba[:, :, :3]), bit_depth=16, alpha=rgba[:, :, 3])
-    restore.run(src, task="denoise", model="nlm", sigma=10, out_dir=tmp_path / "out", progress=False)
+    restore.run(src, task="denoise", model="nlm", sigma=10 / 255, out_dir=tmp_path / "out", progress=False)
     out = read_image(tmp_path / "out" / "rgba.png")
     assert out.bit_depth == 16 and np.array_equal(out.alpha, rgba[:, :, 3])
 
@@ -266,11 +266,11 @@ def test_run_batch_shares_calls_only_when_preparing_changes_nothing():
 
 def test_batched_files_equal_one_by_one(tmp_path, calls):
     _tree(tmp_path / "in", 10, folders=0)
-    batched = restore.run(tmp_path / "in", task="denoise", model="nlm", sigma=20, out_dir=tmp_path / "b8",
+    batched = restore.run(tmp_path / "in", task="denoise", model="nlm", sigma=20 / 255, out_dir=tmp_path / "b8",
                           batch_size=8, progress=False)
     assert calls == [8, 2]
     calls.clear()
-    single = restore.run(tmp_path / "in", task="denoise", model="nlm", sigma=20, out_dir=tmp_path / "b1",
+    single = restore.run(tmp_path / "in", task="denoise", model="nlm", sigma=20 / 255, out_dir=tmp_path / "b1",
                          batch_size=1, progress=False)
     assert calls == [1] * 10 and batched.done == single.done == 10
     for p in _outputs(tmp_path / "b8"):
@@ -282,7 +282,7 @@ def test_estimated_sigmas_are_each_images_own(tmp_path, calls):
     report = restore.run(images, task="denoise", model="nlm", out_dir=tmp_path, progress=False)
     sigmas = [r["sigma"] for r in report.records]
     assert calls == [1, 1, 1]  # different operators: no shared calls
-    assert all(10 < s < 22 for s in sigmas) and len(set(sigmas)) == 3
+    assert all(10 / 255 < s < 22 / 255 for s in sigmas) and len(set(sigmas)) == 3  # [0, 1] units, as the API takes
 
 
 class _FillHoles(Restorer):
@@ -339,7 +339,7 @@ def test_lidia_smoke(tmp_path):
 
     clean = data.camera()[100:164, 200:264]
     noisy = np.clip(clean + np.random.default_rng(1).normal(0, 25, clean.shape), 0, 255).round().astype(np.uint8)
-    report = restore.run([noisy], task="denoise", model="lidia", sigma=25, out_dir=tmp_path, progress=False)
+    report = restore.run([noisy], task="denoise", model="lidia", sigma=25 / 255, out_dir=tmp_path, progress=False)
     assert report.done == 1
     out = read_image(tmp_path / "image_00000.png").pixels
     ref = from_numpy_image(clean)
@@ -361,12 +361,14 @@ def test_lidia_smoke(tmp_path):
     ({"device": "tpu"}, "device"),
     ({"mask": "random:0.5"}, "inpaint"),
     ({"kernel": "gaussian:2"}, "kernel"),
-    ({"lam": 0.1}, "takes no option lam"),
+    ({"lam": 0.1}, "has no option 'lam'; its options: color"),
+    ({"color": "yuv"}, "must be one of rgb, lab"),
+    ({"sigma": 25}, r"sigma must be a number in \[0, 1\]"),
     ({"log": "log.png"}, "JSON-lines"),
 ])
 def test_bad_options_raise_before_any_output(tmp_path, options, message):
     _tree(tmp_path / "in", 2)
-    kwargs = {"task": "denoise", "model": "nlm", "sigma": 20, "out_dir": tmp_path / "out", "progress": False, **options}
+    kwargs = {"task": "denoise", "model": "nlm", "sigma": 20 / 255, "out_dir": tmp_path / "out", "progress": False, **options}
     with pytest.raises(RestoreError, match=message):
         restore.run(tmp_path / "in" / "**" / "*.png", **kwargs)
     assert not (tmp_path / "out").exists()
@@ -380,7 +382,7 @@ def test_bad_options_raise_before_any_output(tmp_path, options, message):
 ])
 def test_option_errors_name_keywords_not_cli_flags(tmp_path, options):
     _tree(tmp_path / "in", 1)
-    kwargs = {"task": "denoise", "model": "nlm", "sigma": 20, "out_dir": tmp_path / "out", "progress": False, **options}
+    kwargs = {"task": "denoise", "model": "nlm", "sigma": 20 / 255, "out_dir": tmp_path / "out", "progress": False, **options}
     with pytest.raises(RestoreError) as raised:
         restore.run(tmp_path / "in", **kwargs)
     assert "--" not in str(raised.value), str(raised.value)
@@ -404,10 +406,10 @@ def test_never_overwrites_an_input(tmp_path):
     before = [p.read_bytes() for p in paths]
     for overwrite in (False, True):
         with pytest.raises(RestoreError, match="overwrite the input|is the input"):
-            restore.run(folder, task="denoise", model="nlm", sigma=20, out_dir=folder,
+            restore.run(folder, task="denoise", model="nlm", sigma=20 / 255, out_dir=folder,
                         overwrite=overwrite, progress=False)
     with pytest.raises(RestoreError, match="would both be written"):
-        restore.run([paths[0], tmp_path / "other" / paths[0].name], task="denoise", model="nlm", sigma=20,
+        restore.run([paths[0], tmp_path / "other" / paths[0].name], task="denoise", model="nlm", sigma=20 / 255,
                     out_dir=tmp_path / "out", progress=False)
     assert [p.read_bytes() for p in paths] == before
 

@@ -63,7 +63,8 @@ def test_folder_in_folder_out_and_skip_existing(tmp_path, clean_png):
         invoke("degrade", clean_png, "-o", folder / f"n{i}.png", "--task", "denoise", "--sigma", 25, "--seed", i)
     out = tmp_path / "out"
     assert invoke("denoise", folder, "-o", out, "--model", "nlm", "--sigma", 25).exit_code == 0
-    assert sorted(p.name for p in out.iterdir()) == ["n0.png", "n1.png"]
+    # The folder run is restore.run's: a resumable log beside the outputs.
+    assert sorted(p.name for p in out.iterdir()) == ["n0.png", "n1.png", "restore-log.jsonl"]
     before = (out / "n0.png").stat().st_mtime_ns
     result = invoke("denoise", folder, "-o", out, "--model", "nlm", "--sigma", 25)
     assert "skipped" in result.output and (out / "n0.png").stat().st_mtime_ns == before
@@ -76,7 +77,6 @@ def test_folder_in_folder_out_and_skip_existing(tmp_path, clean_png):
         (lambda d: (d / "text.png").write_text("not an image") and d / "text.png", [], "text.png"),
         (None, ["--model", "nope"], "unknown model"),
         (None, ["--sigma", "-5"], "--sigma"),
-        (None, ["--model", "lidia", "--scale", "2"], "scale"),
         (None, ["--tile", "64", "--overlap", "64"], "--overlap"),
         (None, ["--precision", "fp8"], "--precision"),
         (None, ["--batch-size", "0"], "--batch-size"),
@@ -158,3 +158,35 @@ def test_sensor_options_degrade_with_the_satellite_model(tmp_path, clean_png):
         result = invoke("degrade", clean_png, "-o", out, *args)
         assert result.exit_code == 1 and message.lower() in result.output.lower(), result.output
         assert not out.exists()
+
+
+@pytest.mark.parametrize("task", ["denoise", "deblur", "sr", "inpaint"])
+def test_task_commands_show_only_their_own_operator_options(task):
+    from restore.tasks import OPERATOR_OPTIONS, TASK_TABLE
+
+    text = invoke(task, "--help").output
+    for name in OPERATOR_OPTIONS:
+        flag = "--" + name.replace("_", "-")
+        shown = f" {flag} " in text or f" {flag}\n" in text
+        assert shown == (name in TASK_TABLE[task].options), (task, flag)
+    # Options of other tasks are usage errors (exit 2), not silently ignored.
+    other = "--scale" if task != "sr" else "--kernel"
+    assert invoke(task, "x.png", other, "2").exit_code == 2
+
+
+def test_restorer_options_by_O_and_by_flag_reach_the_same_declaration(tmp_path, clean_png):
+    noisy = tmp_path / "noisy.png"
+    invoke("degrade", clean_png, "-o", noisy, "--task", "denoise", "--sigma", 25)
+    typo = invoke("denoise", noisy, "-o", tmp_path / "a.png", "--model", "nlm", "-O", "colr=lab")
+    assert typo.exit_code == 1 and "colr" in typo.output and "color" in typo.output, typo.output
+    bad = invoke("denoise", noisy, "-o", tmp_path / "b.png", "--model", "nlm", "-O", "color=yuv")
+    assert bad.exit_code == 1 and "rgb, lab" in bad.output, bad.output
+    flag = invoke("denoise", noisy, "-o", tmp_path / "c.png", "--model", "nlm", "--steps", "3")
+    assert flag.exit_code == 1 and "--steps" in flag.output, flag.output
+    assert invoke("denoise", noisy, "-o", tmp_path / "d.png", "--model", "nlm", "-O", "color=lab").exit_code == 0
+
+
+@pytest.mark.parametrize("task", ["denoise", "deblur", "sr", "inpaint"])
+def test_task_help_fits_one_screen(task):
+    text = CliRunner().invoke(app, [task, "--help"], terminal_width=100).output
+    assert len(text.splitlines()) <= 50, text

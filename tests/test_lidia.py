@@ -258,7 +258,7 @@ def test_restorer_batch_statistics_option(camera):
     y = op.measure(x, generator=torch.Generator().manual_seed(0))
     out = restore.load("lidia", bn="batch").restore(y, op)
     assert psnr(out.image.clamp(0, 1), x) - psnr(y, x) > 6.0
-    with pytest.raises(restore.RestoreError, match="bn must be"):
+    with pytest.raises(restore.RestoreError, match="option 'bn' of model 'lidia' must be one of eval, batch"):
         restore.load("lidia", bn="train")
 
 

@@ -29,7 +29,9 @@ def test_nlm_denoises_real_image(make) -> None:
     x = make()
     op = Denoise(SIGMA)
     y = op.measure(x, torch.Generator().manual_seed(0))
-    result = restore.load("nlm", adapt=True).restore(y, op)  # unknown kwargs are ignored
+    with pytest.raises(restore.RestoreError, match="has no option 'adapt'; its options: color"):
+        restore.load("nlm", adapt=True)  # an undeclared option is refused, not ignored
+    result = restore.load("nlm").restore(y, op)
     assert result.image.shape == x.shape and result.image.dtype == x.dtype
     assert 0.0 <= result.image.min() and result.image.max() <= 1.0
     gain = psnr(result.image, x) - psnr(y, x)

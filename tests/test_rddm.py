@@ -154,7 +154,7 @@ def test_operators_the_nets_were_not_trained_on_are_refused():
         restore.load("rddm").restore(y, Downsample(4, filter="box"))
     with pytest.raises(RestoreError, match="does not support task 'inpaint'"):
         restore.load("rddm").restore(y, Inpaint(random_mask(16, 16, 0.5)))
-    with pytest.raises(RestoreError, match="steps must be between"):
+    with pytest.raises(RestoreError, match="option 'steps' of model 'rddm' must be between"):
         restore.load("rddm", steps=0)
 
 

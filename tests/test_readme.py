@@ -303,7 +303,7 @@ OUTPUT_OPTIONS = ("-o", "--output", "--std-map", "--mask-out")
 
 def command_outputs(args: list[str]) -> list[Path]:
     """The files or folders a ``restore`` command writes (its -o, --std-map, --mask-out and sample files)."""
-    from restore.commands.extra_outputs import sample_paths
+    from restore.batch_outputs import sample_paths
 
     outputs, samples = [], 0
     for flag, value in zip(args, args[1:]):
@@ -487,7 +487,7 @@ def test_parsing_rules() -> None:
 
 def test_readme_models_table_is_what_restore_models_prints() -> None:
     """The README's weights table is `restore models --markdown`, so a new weight or score cannot be left out."""
-    from restore.commands.list_models import markdown_table
+    from restore.weights_table import markdown_table
     from restore.weights import read_manifest
 
     table = markdown_table(read_manifest()["models"])

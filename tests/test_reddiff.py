@@ -195,5 +195,5 @@ def test_cli_denoises_with_reddiff_and_refuses_steps_elsewhere(tmp_path, camera)
 
 
 def test_registered_with_the_cli_options():
-    model = load("reddiff", device="cpu", steps=7, lam=0.5, lr=0.05, adapt=None, adapt_ref=None)
+    model = load("reddiff", device="cpu", steps=7, lam=0.5, lr=0.05)
     assert (model.steps, model.lam, model.lr) == (7, 0.5, 0.05)

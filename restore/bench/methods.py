@@ -17,6 +17,7 @@ import torch
 
 from restore.errors import RestoreError
 from restore.operators.base import Operator
+from restore.options import parse_assignments
 from restore.pipeline import PRECISIONS, Pipeline
 from restore.restorers import available, load, names_for_task
 
@@ -50,25 +51,14 @@ def split_specs(text: str) -> list[str]:
     return specs
 
 
-def _value(text: str) -> int | float | str:
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text
-
-
 def parse_spec(spec: str) -> tuple[str, dict]:
-    """"rddm:steps=5,precision=bf16" -> ("rddm", {"steps": 5, "precision": "bf16"})."""
+    """"rddm:steps=5,precision=bf16" -> ("rddm", {"steps": "5", "precision": "bf16"}).
+
+    Values stay text: the restorer's declared options type and check them
+    (``restore.options``), as they do the CLI's ``-O KEY=VALUE``.
+    """
     name, _, opts = spec.partition(":")
-    options = {}
-    for item in filter(None, opts.split(",")):
-        key, eq, value = item.partition("=")
-        if not eq or not key:
-            raise RestoreError(f"model option '{item}' in '{spec}' is not KEY=VALUE")
-        options[key] = _value(value)
-    return name, options
+    return name, parse_assignments(filter(None, opts.split(",")), f" in '{spec}'")
 
 
 def build_method(spec: str, task: str, device: str) -> Method:
@@ -86,10 +76,7 @@ def build_method(spec: str, task: str, device: str) -> Method:
     precision = str(options.pop("precision", "fp32"))
     if precision not in PRECISIONS:
         raise RestoreError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r} in '{spec}'")
-    try:
-        restorer = load(name, device=device, **options)
-    except TypeError as e:
-        raise RestoreError(f"model '{name}' does not take the options in '{spec}': {e}") from None
+    restorer = load(name, device=device, **options)  # an undeclared or ill-typed option raises here
     return Method(spec, _restorer_runner(restorer, device, precision), registry[name].description)
 
 

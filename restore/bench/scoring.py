@@ -11,6 +11,7 @@ import torch
 
 from restore.bench.cases import Case, Setting
 from restore.metrics import MetricUnavailable, lpips_distance, psnr, ssim, to_y
+from restore.operators.denoise import Denoise
 
 PROTOCOL = {
     "data range": "images in [0, 1] (8-bit values / 255); outputs clipped to [0, 1], not quantised",
@@ -49,4 +50,4 @@ def input_psnr(case: Case) -> float | None:
     """The degraded input's PSNR, the row every gain is measured from (None when its size differs: SR)."""
     if case.degraded.shape != case.clean.shape:
         return None
-    return float(psnr(case.degraded.clamp(0, 1) if case.operator.task != "denoise" else case.degraded, case.clean))
+    return float(psnr(case.degraded if isinstance(case.operator, Denoise) else case.degraded.clamp(0, 1), case.clean))

@@ -12,7 +12,7 @@ from restore.bench.cases import settings_for
 from restore.bench.methods import split_specs
 from restore.bench.overview import OVERVIEW
 from restore.bench.runner import BenchJob, run_bench
-from restore.commands.restore_images import check_device
+from restore.devices import check_device
 from restore.errors import RestoreError
 
 

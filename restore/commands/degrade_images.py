@@ -9,10 +9,11 @@ import torch
 from tqdm import tqdm
 
 from restore.commands.files import plan_outputs
-from restore.commands.operator_options import build_operator, load_mask, validate_options
+from restore.commands.units import poisson_from_cli, sigma_from_cli
 from restore.errors import RestoreError
 from restore.io import read_image, write_image
-from restore.operators import TASKS
+from restore.operator_specs import build_operator, load_mask, validate_operator_spec
+from restore.tasks import TASK_NAMES
 
 
 @dataclass
@@ -37,10 +38,9 @@ class DegradeJob:
 
 def run_degrade_job(job: DegradeJob) -> None:
     """Degrade each image with the same operator; the noise seed is ``seed`` + image index."""
-    if job.task not in TASKS:
-        raise RestoreError(f"--task must be one of {', '.join(TASKS)}, got '{job.task}'")
-    validate_options(job.task, sigma_255=job.sigma, kernel=job.kernel, scale=job.scale, mask=job.mask,
-                     psf_mtf=job.psf_mtf, sigma_poisson=job.sigma_poisson)
+    if job.task not in TASK_NAMES:
+        raise RestoreError(f"--task must be one of {', '.join(TASK_NAMES)}, got '{job.task}'")
+    validate_operator_spec(job.task, **_operator_values(job), mask=job.mask)
     if job.mask_out is not None and job.task != "inpaint":
         raise RestoreError("--mask-out applies to the inpaint task only")
     pairs = plan_outputs(job.inputs, job.output, "degraded")
@@ -58,8 +58,7 @@ def _degrade_file(job: DegradeJob, src: Path, dst: Path, generator: torch.Genera
     img = read_image(src)
     x = img.pixels
     mask = load_mask(job.mask, tuple(x.shape[-2:]), generator)
-    op = build_operator(job.task, sigma_255=job.sigma, kernel=job.kernel, scale=job.scale, mask=mask,
-                         psf_mtf=job.psf_mtf, sigma_poisson=job.sigma_poisson)
+    op = build_operator(job.task, **_operator_values(job), mask=mask)
     with torch.inference_mode():
         y = op.measure(x, generator=generator)
     alpha = img.alpha if y.shape[-2:] == x.shape[-2:] else None
@@ -68,3 +67,9 @@ def _degrade_file(job: DegradeJob, src: Path, dst: Path, generator: torch.Genera
     write_image(dst, y, bit_depth=job.bit_depth or img.bit_depth, alpha=alpha, overwrite=job.overwrite, protect=[src])
     if not job.quiet:
         tqdm.write(f"wrote {dst}", file=sys.stderr)
+
+
+def _operator_values(job: DegradeJob) -> dict:
+    """The job's operator options in the library's units (noise levels in [0, 1]); 0 noise is no noise here."""
+    return {"sigma": sigma_from_cli(job.sigma), "kernel": job.kernel, "scale": job.scale, "psf_mtf": job.psf_mtf,
+            "sigma_poisson": poisson_from_cli(job.sigma_poisson)}

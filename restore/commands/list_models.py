@@ -4,12 +4,10 @@ from __future__ import annotations
 import typer
 
 from restore.errors import RestoreError
-from restore.restorers import available
+from restore.options import declared
+from restore.restorers import available, registered
 from restore.weights import read_manifest
-
-
-def _scores(card: dict) -> str:
-    return ", ".join(f"{k} {v}" for k, v in card.get("scores", {}).items()) or "not measured"
+from restore.weights_table import markdown_table, scores_text as _scores
 
 
 def print_models(markdown: bool = False) -> None:
@@ -37,11 +35,22 @@ def print_models(markdown: bool = False) -> None:
         typer.echo(f"  {'':22s} {'':10s} measured: {_scores(card)}")
 
 
-def markdown_table(models: dict) -> str:
-    """The shipped weights as the Markdown table README.md carries (a test keeps the two equal)."""
-    lines = ["| weights | model | what | data | training | measured |", "|---|---|---|---|---|---|"]
-    for name, card in sorted(models.items()):
-        cells = [f"`{name}`", card.get("restorer", "?"), card.get("summary", ""), card.get("data", "?"),
-                 card.get("training", "?"), _scores(card)]
-        lines.append("| " + " | ".join(c.replace("|", "/") for c in cells) + " |")
-    return "\n".join(lines)
+def print_model(name: str) -> None:
+    """One restorer's page: what it does, its declared options with defaults, its shipped weights and scores."""
+    cls = registered(name)
+    typer.echo(f"{name}: {cls.description}")
+    channels = "any" if cls.channels is None else " or ".join(map(str, cls.channels))
+    typer.echo(f"  tasks: {', '.join(cls.tasks)}; channels: {channels}; halo: {cls.halo} px; "
+               f"tile multiple: {cls.tile_multiple}; stochastic: {'yes' if cls.stochastic else 'no'}; "
+               f"outputs: {', '.join(getattr(cls, 'outputs', ('image',)))}")
+    options = declared(cls.Options)
+    typer.echo("\noptions (-O KEY=VALUE on the command line, keywords of restore.load):" if options else "\noptions: none")
+    for o in options:
+        note = "" if o.from_text else " [Python only]"
+        typer.echo(f"  {o.name:14s} {o.kind:22s} default {o.default!r:10s} {o.help}{note}")
+    weights = {w: card for w, card in read_manifest().get("models", {}).items() if card.get("restorer") == name}
+    if weights:
+        typer.echo("\nshipped weights (cards in models/<model>/README.md):")
+    for wname, card in sorted(weights.items()):
+        typer.echo(f"  {wname:22s} {card.get('summary', '')}")
+        typer.echo(f"  {'':22s} measured: {_scores(card)}")

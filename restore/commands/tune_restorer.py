@@ -9,14 +9,15 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from restore.commands.operator_options import build_operator, validate_options
+from restore.commands.units import sigma_from_cli
 from restore.errors import RestoreError
 from restore.io import list_images, read_image
-from restore.operators import TASKS
+from restore.operator_specs import build_operator, validate_operator_spec
 from restore.restorers import Restorer, available, load, names_for_task
+from restore.tasks import TASK_NAMES
 
 # The mask of an inpainting operator is per image; one operator cannot serve a folder of them.
-TUNABLE_TASKS = tuple(task for task in TASKS if task != "inpaint")
+TUNABLE_TASKS = tuple(task for task in TASK_NAMES if task != "inpaint")
 
 
 @dataclass
@@ -48,7 +49,7 @@ def run_tune_job(job: TuneJob) -> None:
     from restore.tuners import DeepOT
 
     _check_job(job)
-    operator = build_operator(job.task, sigma_255=job.sigma, kernel=job.kernel, scale=job.scale, mask=None,
+    operator = build_operator(job.task, sigma=sigma_from_cli(job.sigma), kernel=job.kernel, scale=job.scale,
                               psf_mtf=job.psf_mtf)
     degraded = _read_folder(job.restored_from, "--restored-from", job.max_images)
     natural = _read_folder(job.natural, "--natural", job.max_images)
@@ -73,7 +74,8 @@ def _check_job(job: TuneJob) -> None:
     if job.task not in registry[job.model].tasks:
         raise RestoreError(f"model '{job.model}' does not support {job.task}; models for {job.task}: "
                            f"{', '.join(names_for_task(job.task)) or 'none'}")
-    validate_options(job.task, sigma_255=job.sigma, kernel=job.kernel, scale=job.scale, mask=None, psf_mtf=job.psf_mtf)
+    validate_operator_spec(job.task, sigma=sigma_from_cli(job.sigma), kernel=job.kernel, scale=job.scale,
+                           psf_mtf=job.psf_mtf)
     if not 1 <= job.patch <= 5:
         raise RestoreError(f"--patch must be between 1 and 5 (latent patch side), got {job.patch}")
     if job.local_mean < 0 or job.local_mean % 2 == 0 and job.local_mean:

@@ -27,7 +27,8 @@ class Operator(nn.Module):
     """A linear degradation y = A x + n.
 
     Attributes:
-        task: the CLI task this operator belongs to ("denoise", "deblur", "sr", "inpaint").
+        task: the row of the task table (``restore.tasks``) it belongs to, as records and
+            tables name it; restorers decide by the operator's type, not by this label.
         noise: the noise model applied by ``measure``.
         scale: output size / input size (1/4 for x4 super-resolution).
         halo: pixels of input context one output pixel depends on (for tiling).

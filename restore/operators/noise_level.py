@@ -46,3 +46,24 @@ def estimate_sigma(y: torch.Tensor) -> float:
         if (low > tau).sum() == (low < tau).sum():
             return float(tau.sqrt())
     return float(eig[0].sqrt())
+
+
+# Side of the central crop the noise level of a whole image is estimated on: the
+# estimate has converged long before, and every entry point (the CLI, restore.run,
+# the pipeline) must estimate the same region to agree.
+SAMPLE_SIDE = 1024
+
+
+def centre_crop(y: torch.Tensor, side: int = SAMPLE_SIDE) -> torch.Tensor:
+    """The central side x side crop (or all) of a ... x H x W tensor."""
+    h, w = y.shape[-2:]
+    r, c = max(0, (h - side) // 2), max(0, (w - side) // 2)
+    return y[..., r : r + side, c : c + side]
+
+
+def estimate_image_sigma(y: torch.Tensor) -> float:
+    """The noise level of a whole 1 x C x H x W image (its central crop), in its units, at most 1.
+
+    The one estimate every entry point uses, so that they agree.
+    """
+    return min(estimate_sigma(centre_crop(y)), 1.0)

@@ -1,7 +1,16 @@
-"""The restorers, registered by name on import."""
+"""The restorers, registered by name on import.
+
+Every module of this package is imported here, so that a restorer's
+``@register`` runs: adding a restorer is adding its file (CONTRIBUTING.md).
+"""
 from __future__ import annotations
 
-from restore.restorers import bicubic, lidia, nlm, onestep_sr, rddm, reddiff, vble, vble_xz  # noqa: F401  (registration side effects)
-from restore.restorers.base import Restoration, Restorer, available, load, names_for_task, register
+import importlib
+import pkgutil
 
-__all__ = ["Restoration", "Restorer", "available", "load", "names_for_task", "register"]
+from restore.restorers.base import Restoration, Restorer, available, load, names_for_task, register, registered
+
+for _module in sorted(m.name for m in pkgutil.iter_modules(__path__)):
+    importlib.import_module(f"{__name__}.{_module}")
+
+__all__ = ["Restoration", "Restorer", "available", "load", "names_for_task", "register", "registered"]

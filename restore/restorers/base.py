@@ -10,8 +10,10 @@ from restore.errors import RestoreError
 from restore.noise_field import GeneratorNoise, NoiseSource
 from restore.operators.base import Operator, check_image
 from restore.operators.denoise import Denoise
-from restore.operators.noise_level import estimate_sigma
+from restore.operators.noise_level import estimate_image_sigma
+from restore.options import NoOptions, build_options
 from restore.pixel_values import check_finite, check_unit_range, operator_noise_std
+from restore.tasks import TASK_TABLE
 
 
 @dataclass
@@ -34,15 +36,26 @@ class Restoration:
 class Restorer:
     """Base class: ``restore(y, operator, generator=...) -> Restoration``.
 
-    Subclasses set ``name``, ``tasks`` (the operator tasks they invert) and
+    Subclasses set ``name``, ``operators`` (the operator types they invert,
+    subclasses included: ``(Operator,)`` for any linear operator) and
     ``channels`` (the channel counts they accept), and implement ``_restore``.
+    Their ``tasks`` follow from ``operators`` and the task table
+    (``restore.tasks``); the tasks' names label them, restorers do not branch on them.
     Stochastic restorers set ``stochastic = True`` and draw every random number
     through the ``noise`` source their ``_restore`` receives (the pipeline passes
     one tied to pixel positions, so that overlapping tiles agree).
+
+    Options are declared, not swallowed: ``Options`` is a frozen dataclass of
+    ``restore.options.option`` fields, built from the constructor's keywords
+    (an unknown or ill-typed one raises ``RestoreError``) and kept as
+    ``self.options``; ``setup`` is where a subclass reads them.
     """
 
+    Options: ClassVar[type] = NoOptions
+
     name: ClassVar[str] = "base"
-    tasks: ClassVar[tuple[str, ...]] = ()
+    operators: ClassVar[tuple[type[Operator], ...]] = ()
+    tasks: ClassVar[tuple[str, ...]] = ()  # set by ``register`` from ``operators``
     channels: ClassVar[tuple[int, ...] | None] = None  # None: any channel count
     description: ClassVar[str] = ""
     # Pixels of context one output pixel depends on, for the tiler.
@@ -51,6 +64,29 @@ class Restorer:
     tile_multiple: int = 1
     stochastic: ClassVar[bool] = False
     device: torch.device = torch.device("cpu")
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        """Keep ``operators`` and ``tasks`` in step: either one declared gives the other.
+
+        ``operators`` is the declaration; a subclass that names ``tasks`` instead (a
+        restorer written for an earlier release) inverts those tasks' operator types.
+        """
+        super().__init_subclass__(**kwargs)
+        if "operators" in cls.__dict__:
+            cls.tasks = tasks_inverted(cls.operators)
+        elif "tasks" in cls.__dict__:
+            cls.operators = tuple(kind for name in cls.tasks for kind in TASK_TABLE[name].operator_types())
+
+    def __init__(self, *, device: str | torch.device = "cpu", progress: bool | None = None, **options: object) -> None:
+        """Args: device to run on; progress: show a bar over long loops (None: when stderr is a
+        terminal); options: the restorer's declared ``Options``, by name."""
+        self.options = build_options(type(self).Options, options, self.name)
+        self.device = torch.device(device)
+        self.progress = progress
+        self.setup()
+
+    def setup(self) -> None:
+        """Subclass hook: read ``self.options`` once (caches, weights catalogue)."""
 
     def restore(
         self,
@@ -84,8 +120,8 @@ class Restorer:
         than per tile, or a network adapted to the image once. Default: the
         noise level of a denoising operator without one is estimated.
         """
-        if operator.task == "denoise" and operator.sigma <= 0:
-            operator = Denoise(sigma=min(estimate_sigma(sample), 1.0))
+        if isinstance(operator, Denoise) and operator.sigma <= 0:
+            operator = Denoise(sigma=estimate_image_sigma(sample))
         return self, operator
 
     def to(self, device: str | torch.device) -> "Restorer":
@@ -102,7 +138,7 @@ class Restorer:
         check_image(y, "y")
         check_finite(y, "y", "replace or mask them first (e.g. torch.nan_to_num(y))")
         check_unit_range(y, "y", "divide it by its full-scale value first (e.g. y / {scale})", operator_noise_std(operator))
-        if operator.task not in self.tasks:
+        if not isinstance(operator, self.operators):
             supporting = ", ".join(names_for_task(operator.task)) or "none"
             raise RestoreError(
                 f"model '{self.name}' does not support task '{operator.task}' "
@@ -131,10 +167,15 @@ def register(name: str) -> Callable[[type[Restorer]], type[Restorer]]:
         if name in _REGISTRY:
             raise RuntimeError(f"restorer '{name}' registered twice")
         _REGISTRY[name] = cls
-        _TASKS[name] = tuple(cls.tasks)
+        _TASKS[name] = cls.tasks
         return cls
 
     return wrap
+
+
+def tasks_inverted(operators: tuple[type[Operator], ...]) -> tuple[str, ...]:
+    """The tasks of the task table whose operator is one of ``operators`` (or a subclass)."""
+    return tuple(t.name for t in TASK_TABLE.values() if issubclass(t.operator_type(), operators))
 
 
 def available() -> dict[str, type[Restorer]]:
@@ -147,14 +188,25 @@ def names_for_task(task: str) -> list[str]:
     return sorted(name for name, tasks in _TASKS.items() if task in tasks)
 
 
-def load(name: str, **kwargs) -> Restorer:
+def load(name: str, *, device: str | torch.device = "cpu", progress: bool | None = None, **options: object) -> Restorer:
     """Build the restorer registered as ``name`` with its shipped weights.
 
     Args:
         name: registry name, e.g. ``"lidia"`` or ``"nlm"``.
-        **kwargs: restorer-specific options (e.g. ``device``, ``adapt``).
+        device: where it runs.
+        progress: show a bar over long loops (None: when stderr is a terminal).
+        **options: its declared options (``restore models NAME`` lists them), e.g. ``steps=5``.
+            Text values (``"5"``) are converted by the declared type.
+
+    Raises:
+        RestoreError: an unknown model, or an unknown, ill-typed or out-of-range option.
     """
+    return registered(name)(device=device, progress=progress, **options)
+
+
+def registered(name: str) -> type[Restorer]:
+    """The restorer class registered as ``name``, or an error listing the registered ones."""
     if not isinstance(name, str) or name not in _REGISTRY:
         known = ", ".join(sorted(_REGISTRY))
         raise RestoreError(f"unknown model '{name}'; available models: {known}")
-    return _REGISTRY[name](**kwargs)
+    return _REGISTRY[name]  # type: ignore[return-value]

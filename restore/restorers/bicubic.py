@@ -8,6 +8,9 @@ import torch.nn.functional as F
 
 from restore.errors import RestoreError
 from restore.operators.base import Operator
+from restore.operators.decimate import Decimate
+from restore.operators.downsample import Downsample
+from restore.operators.satellite import SensorOperator
 from restore.restorers.base import Restoration, Restorer, register
 
 
@@ -17,19 +20,15 @@ class BicubicRestorer(Restorer):
 
     No model of the degradation beyond its scale: the reference row of SR tables.
 
-    Args:
-        device: where to run.
-        **_: other restorer options are accepted and ignored.
+    Takes no options.
     """
 
     name: ClassVar[str] = "bicubic"
-    tasks: ClassVar[tuple[str, ...]] = ("sr",)
+    # Any operator that shrinks by an integer factor (bicubic, box, a sensor's decimation): it only upsamples.
+    operators: ClassVar[tuple[type[Operator], ...]] = (Downsample, Decimate, SensorOperator)
     channels: ClassVar[tuple[int, ...] | None] = None
     description: ClassVar[str] = "bicubic interpolation (no learning), the SR baseline"
     halo: int = 2  # the cubic's support: two input pixels on each side
-
-    def __init__(self, device: str | torch.device = "cpu", **_: object) -> None:
-        self.device = torch.device(device)
 
     def _restore(self, y: torch.Tensor, operator: Operator, *, generator: torch.Generator | None) -> Restoration:
         factor = 1.0 / operator.scale

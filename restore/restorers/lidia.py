@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import copy
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -10,11 +11,13 @@ import torch
 from restore.errors import RestoreError
 from restore.nets.lidia import Lidia, LidiaConfig
 from restore.operators.base import Operator
-from restore.operators.noise_level import estimate_sigma
+from restore.operators.denoise import Denoise
+from restore.operators.noise_level import estimate_image_sigma
+from restore.options import option
 from restore.restorers.adaptation import AdaptationSettings, adapt
 from restore.restorers.base import Restoration, Restorer, register
 from restore.tiling import tiled_apply
-from restore.weights import WEIGHTS_DIR, load_model_files, read_manifest
+from restore.weights import WEIGHTS_DIR, load_net, shipped
 
 # Smallest image side LIDIA accepts: the scale-1 reflect padding (p - 1 + (p - 1) // 2 + 1
 # = 10 px for 7x7 patches) must be smaller than the image.
@@ -24,16 +27,31 @@ MIN_SIDE = 16
 HALO = 56
 # BatchNorm at inference: running statistics (folded) or each call's batch statistics.
 BN_MODES = ("eval", "batch")
+ADAPT_MODES = ("none", "internal", "external")
 
 
 def shipped_models(folder: Path | None = None) -> dict[str, dict[float, str]]:
     """{"gray"|"color": {sigma_255: weights name}} from the manifest."""
-    models = read_manifest(folder).get("models", {})
-    out: dict[str, dict[float, str]] = {"gray": {}, "color": {}}
-    for name, card in models.items():
-        if card.get("restorer") == "lidia":
-            out[card["color"]][float(card["sigma"])] = name
-    return out
+    return {color: {float(card["sigma"]): name for name, card in shipped("lidia", folder, color=color).items()}
+            for color in ("gray", "color")}
+
+
+@dataclass(frozen=True)
+class LidiaOptions:
+    adapt: str | None = option(None, "instance adaptation: internal (on the noisy image) or external (--adapt-ref)",
+                               choices=ADAPT_MODES)
+    adapt_ref: torch.Tensor | None = option(None, "clean reference, 1 x C x H x W in [0, 1], for external adaptation")
+    adapt_settings: AdaptationSettings | None = option(None, "steps, learning rate and crop of the adaptation")
+    tile: int = option(256, "tile side larger images are cut into (memory ~12 KB per colour pixel)", low=MIN_SIDE)
+    single_pass: int = option(512, "images with no side above this go through in one call", low=MIN_SIDE)
+    chunk: int = option(2048, "pixel positions per network pass (2048 keeps activations near the cache)", low=1)
+    bn: str = option("eval", "BatchNorm at inference: running statistics (folded) or each image's own",
+                     choices=BN_MODES)
+    weights_dir: Path | None = option(None, "folder of the shipped weights (default: the package's)")
+
+    def __post_init__(self) -> None:
+        if self.adapt == "external" and self.adapt_ref is None:
+            raise RestoreError("external adaptation needs a clean reference image (--adapt-ref FILE)")
 
 
 @register("lidia")
@@ -44,8 +62,7 @@ class LidiaRestorer(Restorer):
     nearest network with the image rescaled so that its noise matches the
     network's (exact for the noise, a mild contrast change for the image).
 
-    Args:
-        device: torch device to run on.
+    Options (``LidiaOptions``):
         adapt: None, "internal" (self-supervised on the noisy image) or "external".
         adapt_ref: clean reference image (1 x C x H x W tensor in [0, 1]) for "external".
         adapt_settings: steps, learning rate, crop size of the adaptation.
@@ -63,41 +80,22 @@ class LidiaRestorer(Restorer):
     """
 
     name = "lidia"
-    tasks = ("denoise",)
+    operators = (Denoise,)
     channels = (1, 3)
     description = "LIDIA-S patch/non-local learned denoiser with instance adaptation"
     halo = HALO
 
-    def __init__(
-        self,
-        device: str | torch.device = "cpu",
-        adapt: str | None = None,
-        adapt_ref: torch.Tensor | None = None,
-        adapt_settings: AdaptationSettings | None = None,
-        tile: int = 256,
-        single_pass: int = 512,
-        chunk: int = 2048,
-        bn: str = "eval",
-        weights_dir: Path | None = None,
-        **_: object,
-    ) -> None:
-        if bn not in BN_MODES:
-            raise RestoreError(f"bn must be one of {', '.join(BN_MODES)}, got '{bn}'")
-        if adapt not in (None, "none", "internal", "external"):
-            raise RestoreError(f"adapt must be 'internal' or 'external', got '{adapt}'")
-        if adapt == "external" and adapt_ref is None:
-            raise RestoreError("external adaptation needs a clean reference image (--adapt-ref FILE)")
-        self.device = torch.device(device)
-        self.adapt = None if adapt == "none" else adapt
-        self.adapt_ref = adapt_ref
-        self.adapt_settings = adapt_settings or AdaptationSettings.for_mode(self.adapt or "internal")
-        self.tile = tile
-        self.single_pass = single_pass
-        self.chunk = chunk
-        self.bn = bn
-        self.weights_dir = weights_dir or WEIGHTS_DIR
+    Options = LidiaOptions
+
+    def setup(self) -> None:
+        o = self.options
+        self.adapt = None if o.adapt == "none" else o.adapt  # prepare() clears it on the copy it adapts
+        self.adapt_ref = o.adapt_ref
+        self.adapt_settings = o.adapt_settings or AdaptationSettings.for_mode(self.adapt or "internal")
+        self.tile, self.single_pass, self.chunk, self.bn = o.tile, o.single_pass, o.chunk, o.bn
+        self.weights_dir = o.weights_dir or WEIGHTS_DIR
         self._catalogue = shipped_models(self.weights_dir)
-        self._cache: dict[str, tuple[dict, LidiaConfig]] = {}
+        self._loaded: dict[str, Lidia] = {}  # as shipped, on the CPU: the source of every copy built
         self._folded: dict[str, Lidia] = {}
         # Per-channel mean (model units) inputs are centred on; None: each call's own.
         self.centre: torch.Tensor | None = None
@@ -111,11 +109,6 @@ class LidiaRestorer(Restorer):
         best = min(table, key=lambda s: abs(math.log(s) - math.log(max(sigma_255, 1e-3))))
         return table[best], best
 
-    def _network(self, name: str) -> tuple[dict, LidiaConfig]:
-        if name not in self._cache:
-            state, doc = load_model_files(name, self.weights_dir)
-            self._cache[name] = (state, LidiaConfig.from_dict(doc["config"]))
-        return self._cache[name]
 
     def _inference_net(self, name: str) -> Lidia:
         """The folded network for ``name``, built once and reused for every image."""
@@ -128,10 +121,11 @@ class LidiaRestorer(Restorer):
         return net.use_batch_statistics() if self.bn == "batch" else net.fold_batchnorm()
 
     def _build(self, name: str) -> Lidia:
-        state, cfg = self._network(name)
-        net = Lidia(cfg)
-        net.load_state_dict(state)
-        return net.to(self.device).eval()
+        """A fresh trainable copy of the shipped net ``name`` on this device (adaptation changes its copy)."""
+        if name not in self._loaded:  # read and verified once
+            self._loaded[name] = load_net(name, lambda config: Lidia(LidiaConfig.from_dict(config)), self.weights_dir,
+                                          frozen=False)
+        return copy.deepcopy(self._loaded[name]).to(self.device).eval()
 
     def to(self, device: str | torch.device) -> "LidiaRestorer":
         """Run on ``device``; networks are rebuilt there on first use."""
@@ -182,7 +176,7 @@ class LidiaRestorer(Restorer):
     def _restore_one(self, y: torch.Tensor, sigma: float, generator: torch.Generator | None) -> tuple[torch.Tensor, dict]:
         estimated = sigma <= 0
         if estimated:
-            sigma = estimate_sigma(y)
+            sigma = estimate_image_sigma(y)
         sigma_255 = sigma * 255
         if not math.isfinite(sigma_255) or sigma_255 <= 0:
             raise RestoreError(f"noise level must be positive, got sigma={sigma_255:.3g}")

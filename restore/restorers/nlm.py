@@ -18,6 +18,7 @@ above ``cv2.fastNlMeansDenoisingColored`` (Lab, separate luma/chroma passes);
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import ClassVar
 
 import cv2
@@ -27,6 +28,8 @@ import torch
 from restore.errors import RestoreError
 from restore.io import from_numpy_image, to_numpy_image
 from restore.operators.base import Operator
+from restore.operators.denoise import Denoise
+from restore.options import option
 from restore.restorers.base import Restoration, Restorer, register
 
 TEMPLATE_WINDOW = 5
@@ -57,16 +60,18 @@ def h_for_sigma(sigma_255: float, channels: int) -> float:
     return c * sigma_255
 
 
+@dataclass(frozen=True)
+class NlmOptions:
+    color: str = option("rgb", "colour images: joint R, G, B patch distance, or OpenCV's Lab variant",
+                        choices=COLOR_MODES)
+
+
 @register("nlm")
 class NLMRestorer(Restorer):
     """OpenCV non-local means for Gaussian denoising of gray and RGB images.
 
-    Args:
-        device: accepted for interface compatibility; NLM always runs on the CPU
-            and the result is returned on the input's device.
-        color: "rgb" (joint patch distance over R, G, B; default) or "lab"
-            (``cv2.fastNlMeansDenoisingColored``).
-        **_: other restorer options (e.g. ``adapt``) are accepted and ignored.
+    NLM always runs on the CPU (``device`` only says where results go back to);
+    its one option, ``color``, picks the patch distance of colour images.
 
     Example:
         >>> nlm = NLMRestorer()
@@ -74,16 +79,15 @@ class NLMRestorer(Restorer):
     """
 
     name: ClassVar[str] = "nlm"
-    tasks: ClassVar[tuple[str, ...]] = ("denoise",)
+    operators: ClassVar[tuple[type[Operator], ...]] = (Denoise,)
     channels: ClassVar[tuple[int, ...] | None] = (1, 3)
     description: ClassVar[str] = "non-local means (OpenCV, 8-bit), a classical baseline"
     halo: int = SEARCH_WINDOW // 2 + TEMPLATE_WINDOW // 2
 
-    def __init__(self, device: str | torch.device = "cpu", color: str = "rgb", **_: object) -> None:
-        if color not in COLOR_MODES:
-            raise RestoreError(f"color must be one of {', '.join(COLOR_MODES)}, got {color!r}")
-        self.device = torch.device(device)
-        self.color = color
+    Options = NlmOptions
+
+    def setup(self) -> None:
+        self.color = self.options.color
 
     def _restore(
         self, y: torch.Tensor, operator: Operator, *, generator: torch.Generator | None

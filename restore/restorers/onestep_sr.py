@@ -1,12 +1,22 @@
 """One-step super-resolution distilled from the residual-diffusion teacher (SinSR-style)."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
+
 import torch
 
 from restore.noise_field import NoiseSource
 from restore.operators.base import Operator
+from restore.operators.downsample import Downsample
+from restore.options import option
 from restore.restorers.base import Restoration, register
 from restore.restorers.rddm import RddmRestorer
+
+
+@dataclass(frozen=True)
+class OneStepOptions:
+    weights_dir: Path | None = option(None, "folder of the shipped weights (default: the package's)")
 
 
 @register("onestep-sr")
@@ -19,12 +29,10 @@ class OneStepSr(RddmRestorer):
     """
 
     name = "onestep-sr"
-    tasks = ("sr",)
+    operators = (Downsample,)
     description = "one-step super-resolver distilled from the residual-diffusion teacher (SinSR)"
 
-    def __init__(self, device: str | torch.device = "cpu", **kwargs: object) -> None:
-        kwargs.pop("steps", None)
-        super().__init__(device=device, steps=1, **kwargs)
+    Options = OneStepOptions  # one evaluation by construction: no steps to choose
 
     def _restore(self, y: torch.Tensor, operator: Operator, *, generator, noise: NoiseSource) -> Restoration:
         net = self.net(operator)

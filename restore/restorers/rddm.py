@@ -1,6 +1,7 @@
 """Residual diffusion (RDDM, Liu et al. 2024): per-task conditional models and their few-step sampler."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -14,53 +15,58 @@ from restore.operators.base import Operator
 from restore.operators.blur import Blur
 from restore.operators.denoise import Denoise
 from restore.operators.downsample import Downsample
+from restore.options import option
 from restore.restorers.base import Restoration, Restorer, register
-from restore.weights import WEIGHTS_DIR, load_model_files, read_manifest
+from restore.weights import WEIGHTS_DIR, load_net, shipped
 
 # Sampling steps per task when --steps is not given: the fewest that scored best on
 # BSDS500 val crops (benchmarks/results/rddm_steps.md). More steps drift: each step
 # feeds the model its own estimate, which it was never trained on.
-DEFAULT_STEPS = {"denoise": 1, "deblur": 1, "sr": 1}
+DEFAULT_STEPS = 1
+# The operator types the nets were trained on -> the "task" of their manifest cards.
+NET_TASKS: dict[type[Operator], str] = {Denoise: "denoise", Blur: "deblur", Downsample: "sr"}
 
 
 def shipped_unets(restorer: str, folder: Path | None = None) -> dict[tuple[str, int], str]:
     """{(task, scale): weights name} of the shipped nets of ``restorer`` (scale 1 unless SR)."""
-    models = read_manifest(folder).get("models", {})
-    return {(card["task"], int(card.get("scale", 1))): name for name, card in models.items()
-            if card.get("restorer") == restorer}
+    return {(card["task"], int(card.get("scale", 1))): name for name, card in shipped(restorer, folder).items()}
 
 
 def frozen_unet(name: str, folder: Path, device: torch.device) -> UNet:
-    """Shipped U-Net ``name`` (verified), frozen, in eval mode on ``device``.
-
-    Channels-last memory format: oneDNN's convolutions run about 25% faster on
-    it on the CPU (benchmarks/results/diffusion_speed.md), and cuDNN's too.
-    """
-    state, doc = load_model_files(name, folder)
-    net = UNet(UNetConfig.from_dict(doc["config"]))
-    net.load_state_dict(state)
-    return net.requires_grad_(False).to(device, memory_format=torch.channels_last).eval()
+    """Shipped U-Net ``name`` (verified), frozen, channels-last, in eval mode on ``device``."""
+    return load_net(name, lambda config: UNet(UNetConfig.from_dict(config)), folder, device, channels_last=True)
 
 
-def task_key(operator: Operator, restorer: str, shipped: dict[tuple[str, int], str]) -> tuple[str, int]:
+def net_task(operator: Operator) -> str:
+    """The manifest task of the net for ``operator``'s type (the most derived type wins)."""
+    for kind in type(operator).__mro__:
+        if kind in NET_TASKS:
+            return NET_TASKS[kind]
+    raise RestoreError(f"residual diffusion inverts {', '.join(t.__name__ for t in NET_TASKS)}; got {operator!r}")
+
+
+def task_key(operator: Operator, restorer: str, shipped_nets: dict[tuple[str, int], str]) -> tuple[str, int]:
     """The (task, scale) of the net for ``operator``, or a clear error on what exists."""
-    if operator.task == "sr":
-        if not isinstance(operator, Downsample) or operator.filter != "bicubic":
+    task = net_task(operator)
+    if isinstance(operator, Downsample):
+        if operator.filter != "bicubic":
             raise RestoreError(f"model '{restorer}' was trained on bicubic downsampling; got {operator!r}")
-        key = ("sr", operator.factor)
-        if key not in shipped:
-            scales = sorted(s for t, s in shipped if t == "sr")
+        key = (task, operator.factor)
+        if key not in shipped_nets:
+            scales = sorted(s for t, s in shipped_nets if t == task)
             raise RestoreError(f"model '{restorer}' has no x{operator.factor} weights; "
                                f"shipped scales: {', '.join(f'x{s}' for s in scales) or 'none'}")
         return key
-    if operator.task == "deblur" and not isinstance(operator, Blur):
-        raise RestoreError(f"model '{restorer}' deblurs Blur operators (trained on Gaussian blur); got {operator!r}")
-    if operator.task == "denoise" and not isinstance(operator, Denoise):
-        raise RestoreError(f"model '{restorer}' denoises Denoise operators; got {operator!r}")
-    key = (operator.task, 1)
-    if key not in shipped:
-        raise RestoreError(f"model '{restorer}' has no weights for task '{operator.task}'")
+    key = (task, 1)
+    if key not in shipped_nets:
+        raise RestoreError(f"model '{restorer}' has no weights for {type(operator).__name__} operators")
     return key
+
+
+@dataclass(frozen=True)
+class RddmOptions:
+    steps: int | None = option(None, "sampler steps = network evaluations (default per task)", low=1, high=1000)
+    weights_dir: Path | None = option(None, "folder of the shipped weights (default: the package's)")
 
 
 @register("rddm")
@@ -74,14 +80,11 @@ class RddmRestorer(Restorer):
     three equal channels, told the noise level that matches their luminance
     noise (``gray_for_colour_net``).
 
-    Args:
-        device: torch device.
-        steps: sampler steps (network evaluations); default per task (DEFAULT_STEPS).
-        weights_dir: where the shipped weights live.
+    Options (``RddmOptions``): ``steps`` (default per task, DEFAULT_STEPS), ``weights_dir``.
     """
 
     name = "rddm"
-    tasks = ("denoise", "deblur", "sr")
+    operators = (Denoise, Blur, Downsample)
     channels = (1, 3)
     description = "residual denoising diffusion (RDDM): per-task conditional U-Nets, few-step deterministic sampler"
     stochastic = True
@@ -89,13 +92,11 @@ class RddmRestorer(Restorer):
     halo = 32
     tile_multiple = 8
 
-    def __init__(self, device: str | torch.device = "cpu", steps: int | None = None, weights_dir: Path | None = None,
-                 **_: object) -> None:
-        if steps is not None and not 1 <= steps <= 1000:
-            raise RestoreError(f"steps must be between 1 and 1000, got {steps}")
-        self.device = torch.device(device)
-        self.steps = steps
-        self.weights_dir = weights_dir or WEIGHTS_DIR
+    Options = RddmOptions
+
+    def setup(self) -> None:
+        self.steps = getattr(self.options, "steps", None)  # onestep-sr, a subclass, declares none
+        self.weights_dir = self.options.weights_dir or WEIGHTS_DIR
         # Read once: check() and net() run for every tile of every image.
         self.shipped = shipped_unets(self.name, self.weights_dir)
         self._nets: dict[str, UNet] = {}
@@ -117,7 +118,7 @@ class RddmRestorer(Restorer):
 
     def _restore(self, y: torch.Tensor, operator: Operator, *, generator, noise: NoiseSource) -> Restoration:
         net = self.net(operator)
-        steps = self.steps or DEFAULT_STEPS[operator.task]
+        steps = self.steps or DEFAULT_STEPS
         with torch.inference_mode():
             x = self.run(net, y, operator, noise, steps)
         return Restoration(image=x, info={"steps": steps, "evaluations": steps})
@@ -128,7 +129,7 @@ class RddmRestorer(Restorer):
         y = y.to(self.device, torch.float32)
         sigma = torch.as_tensor(operator.sigma, dtype=torch.float32, device=self.device)
         if channels == 1:
-            y, k = gray_for_colour_net(y, sigma, operator.task)
+            y, k = gray_for_colour_net(y, sigma, net_task(operator))
             sigma = sigma.reshape(-1, 1, 1, 1) * 3**0.5 * k
         scale = round(1 / operator.scale)
         x_in, (h, w) = pad_to(degraded_start(y, scale), net.multiple)

@@ -25,8 +25,9 @@ from restore.nets.cae import MULTIPLE, CaeConfig, CompressiveAutoencoder, pad_to
 from restore.noise_field import NoiseSource
 from restore.operators.base import Operator
 from restore.operators.inpaint import Inpaint
+from restore.options import option
 from restore.restorers.base import Restoration, Restorer, register
-from restore.weights import WEIGHTS_DIR, load_model_files, read_manifest
+from restore.weights import WEIGHTS_DIR, load_net, shipped
 
 LOG_A_MIN, LOG_A_MAX = math.log(1.5e-5), math.log(20.0)
 SIGMA_FLOOR = 0.5 / 255  # noise-free measurements still need a finite data weight
@@ -75,16 +76,12 @@ def initial_image(y: torch.Tensor, operator: Operator) -> torch.Tensor:
 
 def shipped_autoencoders(folder: Path) -> dict[str, float]:
     """{weights name: alpha} of the shipped compressive autoencoders."""
-    models = read_manifest(folder).get("models", {})
-    return {name: float(card["alpha"]) for name, card in models.items() if card.get("restorer") == "vble"}
+    return {name: float(card["alpha"]) for name, card in shipped("vble", folder).items()}
 
 
 def frozen_net(cls: type[torch.nn.Module], name: str, folder: Path, device: torch.device) -> torch.nn.Module:
     """Shipped weights ``name`` (verified) in a ``cls(CaeConfig(...))``, frozen, in eval mode on ``device``."""
-    state, doc = load_model_files(name, folder)
-    net = cls(CaeConfig(**doc["config"]))
-    net.load_state_dict(state)
-    return net.requires_grad_(False).to(device).eval()
+    return load_net(name, lambda config: cls(CaeConfig(**config)), folder, device)
 
 
 def uniform_from(noise: NoiseSource, like: torch.Tensor, stride: int) -> torch.Tensor:
@@ -115,12 +112,27 @@ class Posterior:
         return self.log_az.clamp(LOG_A_MIN, LOG_A_MAX).exp(), self.log_ah.clamp(LOG_A_MIN, LOG_A_MAX).exp()
 
 
+@dataclass(frozen=True)
+class VbleOptions:
+    samples: int = option(100, "posterior samples drawn for the MMSE image and the std map (0: only D(zbar))", low=0)
+    keep_samples: int = option(0, "how many of them to return (and write beside the output)", low=0)
+    sample_batch: int = option(10, "samples decoded per pass", low=1)
+    lam: float | None = option(None, "lambda, the weight of the prior (default per task)", above=0)
+    iterations: int | None = option(None, "optimisation steps (default per task: 300, 400 for inpainting)", low=1)
+    lr: float = option(0.1, "Adam learning rate on zbar, hbar and the log box widths", above=0)
+    weights: str | None = option(None, "autoencoder weights name, e.g. cae-a0483 (default per task)")
+    weights_dir: Path | None = option(None, "folder of the shipped weights (default: the package's)")
+
+    def __post_init__(self) -> None:
+        if self.keep_samples > self.samples:
+            raise RestoreError(f"cannot keep {self.keep_samples} samples out of {self.samples} drawn")
+
+
 @register("vble")
 class VbleRestorer(Restorer):
     """Posterior sampling in a compressive autoencoder's latent space.
 
-    Args:
-        device: where to run.
+    Options (``VbleOptions``):
         samples: posterior samples drawn for the MMSE image and the std map (0: only D(zbar)).
         keep_samples: how many of them to return in ``Restoration.samples``.
         sample_batch: samples decoded per pass.
@@ -132,7 +144,7 @@ class VbleRestorer(Restorer):
     """
 
     name: ClassVar[str] = "vble"
-    tasks: ClassVar[tuple[str, ...]] = ("denoise", "deblur", "sr", "inpaint")
+    operators: ClassVar[tuple[type[Operator], ...]] = (Operator,)  # any linear operator with an adjoint
     channels: ClassVar[tuple[int, ...] | None] = (1, 3)
     description: ClassVar[str] = "VBLE posterior sampler in a compressive autoencoder's latent (MMSE + std map)"
     stochastic: ClassVar[bool] = True
@@ -140,22 +152,13 @@ class VbleRestorer(Restorer):
     halo = 64  # the decoder's reach; tiles are blended over the overlap as well
     tile_multiple = MULTIPLE
 
-    def __init__(self, device: str | torch.device = "cpu", samples: int = 100, keep_samples: int = 0,
-                 sample_batch: int = 10, lam: float | None = None, iterations: int | None = None, lr: float = 0.1,
-                 weights: str | None = None, weights_dir: Path | None = None, **_: object) -> None:
-        for label, value in (("samples", samples), ("keep_samples", keep_samples), ("sample_batch", sample_batch)):
-            if value < 0 or (label == "sample_batch" and value < 1):
-                raise RestoreError(f"{label} must be {'>= 1' if label == 'sample_batch' else '>= 0'}, got {value}")
-        if keep_samples > samples:
-            raise RestoreError(f"cannot keep {keep_samples} samples out of {samples} drawn")
-        if lam is not None and not lam > 0:
-            raise RestoreError(f"lambda must be > 0, got {lam}")
-        if iterations is not None and iterations < 1:
-            raise RestoreError(f"iterations must be >= 1, got {iterations}")
-        self.device = torch.device(device)
-        self.samples, self.keep_samples, self.sample_batch = samples, keep_samples, sample_batch
-        self.lam, self.iterations, self.lr, self.weights = lam, iterations, lr, weights
-        self.weights_dir = weights_dir or WEIGHTS_DIR
+    Options = VbleOptions
+
+    def setup(self) -> None:
+        o = self.options
+        self.samples, self.keep_samples, self.sample_batch = o.samples, o.keep_samples, o.sample_batch
+        self.lam, self.iterations, self.lr, self.weights = o.lam, o.iterations, o.lr, o.weights
+        self.weights_dir = o.weights_dir or WEIGHTS_DIR
         self._nets: dict[str, CompressiveAutoencoder] = {}
 
     def to(self, device: str | torch.device) -> "VbleRestorer":

@@ -11,6 +11,7 @@ lower bitrate, a stronger prior.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
@@ -21,36 +22,41 @@ from restore.nets.cae import CompressiveAutoencoder
 from restore.nets.variance_decoder import VarianceDecoder
 from restore.noise_field import NoiseSource
 from restore.operators.base import Operator
+from restore.options import option
 from restore.restorers.base import register
-from restore.restorers.vble import Posterior, VbleRestorer, VbleSettings, frozen_net
-from restore.weights import read_manifest
+from restore.restorers.vble import Posterior, VbleOptions, VbleRestorer, VbleSettings, frozen_net
+from restore.weights import shipped
 
 LOG_B_MIN, LOG_B_MAX = math.log(1e-4), math.log(3.0)
 
 
 def shipped_variance_decoders(folder: Path) -> dict[str, str]:
     """{autoencoder name: its variance decoder's weights name}."""
-    models = read_manifest(folder).get("models", {})
-    return {card["cae"]: name for name, card in models.items() if card.get("restorer") == "vble-xz"}
+    return {card["cae"]: name for name, card in shipped("vble-xz", folder).items()}
+
+
+@dataclass(frozen=True)
+class VbleXzOptions(VbleOptions):
+    gamma: float = option(1.0, "bitrate modulation: lower = stronger prior (the authors' satellite demo: 0.25)",
+                          above=0, high=1)
 
 
 @register("vble-xz")
 class VbleXzRestorer(VbleRestorer):
     """VBLE with an image-space posterior factor and bitrate modulation.
 
-    Args:
-        gamma: bitrate modulation in (0, 1] (default 1: none; the authors' satellite demo uses 0.25).
-        **kwargs: as for ``VbleRestorer`` (lambda defaults to 1, iterations to 200).
+    Options (``VbleXzOptions``): those of VBLE (lambda defaults to 1, iterations to
+    200) and ``gamma``, the bitrate modulation in (0, 1] (default 1: none).
     """
 
     name: ClassVar[str] = "vble-xz"
     description: ClassVar[str] = "VBLE-xz: latent + image-space posterior, variance decoder, bitrate modulation (satellites)"
 
-    def __init__(self, *, gamma: float = 1.0, **kwargs) -> None:
-        super().__init__(**kwargs)
-        if not 0 < gamma <= 1:
-            raise RestoreError(f"gamma must be in (0, 1], got {gamma}")
-        self.encode_gain = float(gamma)
+    Options = VbleXzOptions
+
+    def setup(self) -> None:
+        super().setup()
+        self.encode_gain = self.options.gamma
         self._variance: dict[str, VarianceDecoder] = {}
 
     def settings(self, operator: Operator) -> VbleSettings:

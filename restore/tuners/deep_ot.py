@@ -115,6 +115,7 @@ class DeepOT(Restorer):
         self.map = GaussianMap.between(calibration.source, calibration.target)
         # What the pipeline asks of a restorer: the wrapped one's, plus the latent map's reach.
         self.tasks = (calibration.task,)
+        self.operators = restorer.operators
         self.channels = (calibration.channels,)
         self.stochastic = restorer.stochastic
         self.tile_multiple = restorer.tile_multiple
