@@ -190,3 +190,54 @@ def test_restorer_options_by_O_and_by_flag_reach_the_same_declaration(tmp_path, 
 def test_task_help_fits_one_screen(task):
     text = CliRunner().invoke(app, [task, "--help"], terminal_width=100).output
     assert len(text.splitlines()) <= 50, text
+
+
+# The listing and the help start fast: they import no torch (restore.catalogue stands in for the registry).
+_NO_TORCH = '''
+import contextlib, io, sys
+from restore.cli import main
+sys.argv = ["restore", *sys.argv[1:]]
+out = io.StringIO()
+with contextlib.redirect_stdout(out):
+    try:
+        main()
+    except SystemExit as e:
+        code = e.code
+sys.stdout.write(out.getvalue())
+print("exit", code, "torch", "torch" in sys.modules, file=sys.stderr)
+'''
+
+
+@pytest.mark.parametrize("args", [["--help"], ["models"], ["models", "--markdown"], ["denoise", "--help"]])
+def test_help_and_model_listing_import_no_torch(args):
+    proc = subprocess.run([sys.executable, "-c", _NO_TORCH, *args], capture_output=True, text=True, timeout=120)
+    assert proc.stderr.strip().splitlines()[-1] == "exit 0 torch False", proc.stderr
+    assert proc.stdout.strip()
+    if args == ["models"]:
+        import restore.restorers  # noqa: F401 - in this process the listing comes from the registry
+
+        assert proc.stdout == invoke("models").output
+
+
+def test_catalogue_is_the_registry():
+    from restore import catalogue
+
+    assert catalogue.MODULES == catalogue.modules_on_disk(), "restorer files changed: run `python -m restore.catalogue`"
+    assert catalogue.RESTORERS == catalogue.from_registry(), "restorers changed: run `python -m restore.catalogue`"
+    block = catalogue.Path(catalogue.__file__).read_text()
+    assert catalogue.generated_block() in block, "run `python -m restore.catalogue`"
+
+
+def test_catalogue_finds_the_weights_as_the_loader_does(monkeypatch, tmp_path):
+    from restore import catalogue, weights
+
+    assert catalogue.weights_dir() == weights.WEIGHTS_DIR
+    monkeypatch.setenv("RESTORE_WEIGHTS", str(tmp_path))
+    assert catalogue.weights_dir() == weights._weights_dir() == tmp_path
+
+
+def test_a_stale_catalogue_gives_way_to_the_registry():
+    script = ("import sys; import restore.catalogue as c; c.MODULES += ('gone',); e = c.entries(); "
+              "print('torch' in sys.modules, sorted(e) == sorted(c.RESTORERS))")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert proc.stdout.split() == ["True", "True"], proc.stderr

@@ -1,12 +1,14 @@
-"""``restore models``: restorers, their tasks, shipped weights with their data, training budget and measured scores."""
+"""``restore models``: restorers, their tasks, shipped weights with their data, training budget and measured scores.
+
+The listing reads ``restore.catalogue`` and imports no torch (it starts in a
+fraction of a second); one restorer's page imports the registry for its options.
+"""
 from __future__ import annotations
 
 import typer
 
+from restore.catalogue import entries, read_manifest
 from restore.errors import RestoreError
-from restore.options import declared
-from restore.restorers import available, registered
-from restore.weights import read_manifest
 from restore.weights_table import markdown_table, scores_text as _scores
 
 
@@ -23,8 +25,8 @@ def print_models(markdown: bool = False) -> None:
     if markdown:
         typer.echo(markdown_table(models))
         return
-    for name, cls in sorted(available().items()):
-        typer.echo(f"{name:12s} tasks: {', '.join(cls.tasks):28s} {cls.description}")
+    for name, entry in sorted(entries().items()):
+        typer.echo(f"{name:12s} tasks: {', '.join(entry.tasks):28s} {entry.description}")
     if missing is not None:
         typer.echo(f"\nshipped weights: unavailable ({missing})")
         return
@@ -37,6 +39,9 @@ def print_models(markdown: bool = False) -> None:
 
 def print_model(name: str) -> None:
     """One restorer's page: what it does, its declared options with defaults, its shipped weights and scores."""
+    from restore.options import declared
+    from restore.restorers import registered
+
     cls = registered(name)
     typer.echo(f"{name}: {cls.description}")
     channels = "any" if cls.channels is None else " or ".join(map(str, cls.channels))
