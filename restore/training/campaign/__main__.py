@@ -112,7 +112,7 @@ def adopt(job, run: Path, models_dir: Path) -> None:
 
 def _refresh_readme_table(readme: Path, old: dict, new: dict) -> None:
     """README carries ``restore models --markdown`` verbatim (a test checks it): swap the old table for the new."""
-    from restore.commands.list_models import markdown_table  # the CLI's table; only this command needs it
+    from restore.weights_table import markdown_table
 
     if not readme.is_file():
         return
