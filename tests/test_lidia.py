@@ -40,6 +40,41 @@ def test_knn_search_matches_brute_force():
         assert torch.allclose(dist[b, :, r, c], torch.tensor([d for d, _ in cands[:k]]), atol=1e-5)
 
 
+def _plain_knn(img, p, w, k, dil):
+    """The search as one top-k over every offset's distance (conv box sums), the order it is defined by."""
+    pad, span, side = w * dil, (p - 1) * dil, 2 * w + 1
+    hq, wq = img.shape[-2] - 2 * pad - span, img.shape[-1] - 2 * pad - span
+    centre = img[:, :, pad : pad + hq + span, pad : pad + wq + span]
+    ones = lambda shape: img.new_ones(shape)  # noqa: E731
+    dist = []
+    for dy in range(-w, w + 1):
+        for dx in range(-w, w + 1):
+            sq = (img[:, :, pad + dy * dil :, pad + dx * dil :][..., : hq + span, : wq + span] - centre) ** 2
+            sq = F.conv2d(F.conv2d(sq, ones((1, 1, p, 1)), dilation=(dil, 1)), ones((1, 1, 1, p)), dilation=(1, dil))
+            dist.append(sq[:, 0])
+    dist = torch.stack(dist)
+    dist[side * side // 2] = -1.0
+    best, pos = torch.topk(dist, k, dim=0, largest=False, sorted=True)
+    best[0] = 0.0
+    row = torch.arange(hq).view(1, 1, -1, 1) + (pos // side) * dil
+    col = torch.arange(wq).view(1, 1, 1, -1) + (pos % side) * dil
+    return best.transpose(0, 1), (row * (img.shape[-1] - span) + col).transpose(0, 1)
+
+
+@pytest.mark.parametrize("dil", [1, 2])
+def test_knn_search_equals_the_plain_top_k_exactly(camera, dil):
+    """Grouped selection = one top-k over all candidates, to the bit, also where reflect padding makes exact mirror ties."""
+    y = camera[..., 20:60, 30:80] * 2 - 1
+    y = y + 0.2 * torch.randn(y.shape, generator=torch.Generator().manual_seed(0))
+    p, w, k = 7, 14, 14
+    s = (p - 1) * dil // 2 + (p - 1)
+    img = F.pad(F.pad(y, [s] * 4, mode="reflect"), [w * dil] * 4, value=-1.0)
+    ref_d, ref_i = _plain_knn(img, p, w, k, dil)
+    d, i = knn_search(img, p, w, k, dil, budget=1 << 18)  # several bands
+    assert torch.equal(d, ref_d) and torch.equal(i, ref_i)
+    assert (ref_d[:, 1:] == ref_d[:, :-1]).any()  # the crop does have ties
+
+
 @pytest.mark.parametrize("v_in, v_out, k_in, k_out", [(49, 64, 14, 14), (64, 49, 14, 1), (49, 64, 1, 14), (64, 64, 56, 56)])
 def test_separable_layer_is_its_formula_in_either_product_order(v_in, v_out, k_in, k_out):
     """Whichever order the layer picks, it computes relu(W_nb @ x @ W_pix + bias), also from row blocks."""
