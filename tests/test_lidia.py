@@ -112,6 +112,27 @@ def test_chunked_forward_equals_one_pass():
         assert torch.allclose(net(y), net(y, chunk=100), rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize(
+    "cfg",
+    [LidiaConfig.gray(), LidiaConfig.color(), LidiaConfig.gray(light=False),
+     LidiaConfig(channels=1, patch=7, width=64, smooth_scale1=False)],
+    ids=["gray", "color", "gray-full", "gray-unsmoothed"],
+)
+def test_streamed_inference_equals_the_stored_forward(cfg):
+    """The two-pass inference forward (projected tables, small chunks) = the forward training uses."""
+    torch.manual_seed(0)
+    net = Lidia(cfg).train()
+    with torch.no_grad():  # running statistics away from their init, so eval BatchNorm does something
+        net(torch.rand(2, cfg.channels, 24, 24) * 2 - 1)
+    net.eval()
+    y = torch.rand(2, cfg.channels, 19, 23) * 2 - 1
+    with torch.inference_mode():
+        ref = net.forward_stored(y)
+        for chunk in (7, 256, 10**6):  # a chunk smaller than a row, a partial last chunk, one chunk
+            assert torch.allclose(net(y, chunk=chunk), ref, rtol=1e-4, atol=1e-5)
+        assert torch.allclose(net.fold_batchnorm()(y), ref, rtol=1e-4, atol=1e-5)
+
+
 @pytest.mark.parametrize("fixture, floor", [("camera", 6.0), ("astronaut", 6.0)])
 def test_lidia_denoises_real_images(request, fixture, floor):
     x = request.getfixturevalue(fixture)

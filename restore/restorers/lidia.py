@@ -44,7 +44,7 @@ class LidiaOptions:
     adapt_settings: AdaptationSettings | None = option(None, "steps, learning rate and crop of the adaptation")
     tile: int = option(256, "tile side larger images are cut into (memory ~12 KB per colour pixel)", low=MIN_SIDE)
     single_pass: int = option(512, "images with no side above this go through in one call", low=MIN_SIDE)
-    chunk: int = option(2048, "pixel positions per network pass (2048 keeps activations near the cache)", low=1)
+    chunk: int = option(256, "pixel positions per network pass (256 keeps a pass's activations in the L2 cache)", low=1)
     bn: str = option("eval", "BatchNorm at inference: running statistics (folded) or each image's own",
                      choices=BN_MODES)
     weights_dir: Path | None = option(None, "folder of the shipped weights (default: the package's)")
@@ -69,8 +69,8 @@ class LidiaRestorer(Restorer):
         tile: side of the tiles larger images are cut into (memory: about 12 KB per
             pixel of tile plus halo for colour, so 256 -> 1.6 GB).
         single_pass: images with no side above this are processed in one call.
-        chunk: pixel positions per network pass: 2048 keeps a chunk's widest
-            activations (56 x 2048 x 64 floats) near the cache; larger is slower.
+        chunk: pixel positions per network pass: 256 keeps a chunk's widest
+            activations (56 x 256 x 64 floats) in the L2 cache; larger is slower.
         bn: "eval" (default: BatchNorm with its running statistics, folded into the
             linear maps) or "batch" (each image normalised with its own statistics,
             as the authors' code does: over the whole image for the neighbour-weight
