@@ -27,6 +27,7 @@ from restore.operators.base import Operator
 from restore.operators.inpaint import Inpaint
 from restore.options import option
 from restore.restorers.base import Restoration, Restorer, register
+from restore.tasks import task_of
 from restore.weights import WEIGHTS_DIR, load_net, shipped
 
 LOG_A_MIN, LOG_A_MAX = math.log(1.5e-5), math.log(20.0)
@@ -56,16 +57,17 @@ def default_settings(operator: Operator, catalogue: dict[str, float]) -> VbleSet
     # Noise-free lambdas are tuned against the data weight 1 / SIGMA_FLOOR^2; with noise the data term weighs
     # 1 / sigma^2, and lambda keeps its ratio to it (noisy inpainting: benchmarks/results/vble_tune_campaign1_noisy_inpaint.md).
     per_data_weight = (SIGMA_FLOOR / max(operator.sigma, SIGMA_FLOOR)) ** 2
-    if operator.task == "inpaint":
+    task = task_of(operator)  # by the operator's type; other operators get the deblurring defaults
+    if task == "inpaint":
         # Mild prior, lambda 700 noise-free: best of 0.5..10000 x both autoencoders on BSDS500 val
         # (benchmarks/results/vble_tune_campaign1.md); 27 at sigma 2.55, the best of 5 / 27 / 100 / 700 there.
         return VbleSettings(mild, lam=700.0 * per_data_weight, iterations=400)
-    if operator.task == "sr":
+    if task == "sr":
         factor = round(1 / operator.scale)
         # x2: mild prior, lambda 100: best of 1..2000 on BSDS500 val (benchmarks/results/vble_tune_campaign1_sr_x2.md).
         # x4: strong prior, lambda 3 (tuned for the earlier autoencoders; vble_tune_campaign1_sr_x4.md finds 50).
         return VbleSettings(mild, lam=100.0 * per_data_weight) if factor <= 2 else VbleSettings(strong, lam=3.0)
-    if operator.task == "denoise":
+    if task == "denoise":
         return VbleSettings(strong if sigma_255 >= 15 else mild, lam=1.0)
     # sigma < 5: mild prior, lambda 1.5: best of 0.25..8 x both autoencoders for Gaussian 1 and 2 blur on
     # BSDS500 val (benchmarks/results/vble_tune_campaign1.md); sigma >= 5 (strong prior): 0.7, not re-tuned.
