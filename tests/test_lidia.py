@@ -130,6 +130,13 @@ def test_streamed_inference_equals_the_stored_forward(cfg):
         ref = net.forward_stored(y)
         for chunk in (7, 256, 10**6):  # a chunk smaller than a row, a partial last chunk, one chunk
             assert torch.allclose(net(y, chunk=chunk), ref, rtol=1e-4, atol=1e-5)
+        threads = torch.get_num_threads()
+        try:  # chunks dealt to 1 or 3 threads (each with its own partial fold images)
+            for n in (1, 3):
+                torch.set_num_threads(n)
+                assert torch.allclose(net(y, chunk=50), ref, rtol=1e-4, atol=1e-5)
+        finally:
+            torch.set_num_threads(threads)
         assert torch.allclose(net.fold_batchnorm()(y), ref, rtol=1e-4, atol=1e-5)
 
 
@@ -273,10 +280,10 @@ def test_forward_uses_scale1_smoothing_with_neighbour0_weight():
         return orig(est, sc, b, hq, wq, first)
 
     net._fold_unfold = spy
-    with torch.inference_mode():
+    with torch.inference_mode():  # the stored forward: the streamed one equals it (test above)
         scales = net._scales(y)
         weights, _ = net._neighbour_weights(scales)
-        net(y)
+        net.forward_stored(y)
     assert calls[0] == (1, None)
     assert calls[1][0] == 2 and torch.equal(calls[1][1], weights[1][:, 0])
     legacy = LidiaConfig.from_dict({k: v for k, v in LidiaConfig.gray().to_dict().items() if k != "smooth_scale1"})

@@ -21,7 +21,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from restore.nets import lidia_stream
-from restore.nets.lidia_layers import MixedSeparable, NeighbourWeights, Separable, separable_macs
+from restore.nets.lidia_layers import (MixedSeparable, NeighbourWeights, Separable, blur, cover_count, row_variance,
+                                      separable_macs)
 from restore.nets.patch_search import box_sum, knn_search, luminance
 
 # Value the search images are padded with, as in the authors' code: -1 is a
@@ -75,9 +76,9 @@ class _Scale:
     """Search results and patch table of one scale."""
 
     image: torch.Tensor  # padded search image B x C x Hs x Ws
-    dist: torch.Tensor  # B x k x Hq x Wq
+    dist: torch.Tensor  # B*Hq*Wq x k
     index: torch.Tensor  # k x B*Hq*Wq, into ``table``
-    table: torch.Tensor  # B*Ls x n: every patch of ``image``
+    table: torch.Tensor | None  # B*Ls x n: every patch of ``image``
     dilation: int
 
 
@@ -119,28 +120,31 @@ class Lidia(nn.Module):
     def span(self) -> int:
         return self.cfg.patch - 1
 
-    def _scales(self, y: torch.Tensor) -> list[_Scale]:
+    def _scales(self, y: torch.Tensor, tables: bool = True) -> list[_Scale]:
+        """Both scales' search images and neighbours; their patch tables unless ``tables`` is False."""
         w = self.cfg.window
         s = self.span
         # Scale 0: reflect so that every pixel is covered by all p*p patches.
         y0 = F.pad(F.pad(y, [s] * 4, mode="reflect"), [w] * 4, value=OUTSIDE)
         # Scale 1: blurred, dilated patches centred on the same pixels as scale 0.
-        y1 = _blur(F.pad(y, [s + s // 2 + 1] * 4, mode="reflect"))
+        y1 = blur(F.pad(y, [s + s // 2 + 1] * 4, mode="reflect"))
         y1 = F.pad(y1, [2 * w] * 4, value=OUTSIDE)
-        return [self._search(y0, 1), self._search(y1, 2)]
+        return [self._search(y0, 1, tables), self._search(y1, 2, tables)]
 
-    def _search(self, image: torch.Tensor, dilation: int) -> _Scale:
+    def _search(self, image: torch.Tensor, dilation: int, table: bool = True) -> _Scale:
         cfg = self.cfg
         # In training the search stays fp32 under autocast: bf16 distances would change
         # which neighbours are chosen, i.e. what is learned.
+        b, span = image.shape[0], (cfg.patch - 1) * dilation
+        ls = (image.shape[-2] - span) * (image.shape[-1] - span)
+        # int32 where it fits: half the memory, and indexing takes it as well.
+        dtype = torch.int32 if b * ls < 2**31 else torch.int64
         with torch.autocast(image.device.type, enabled=False) if self.training else contextlib.nullcontext():
-            dist, index = knn_search(luminance(image), cfg.patch, cfg.window, cfg.k, dilation)
-        b, k = index.shape[:2]
-        table = F.unfold(image, cfg.patch, dilation=dilation)  # B x n x Ls
-        ls = table.shape[-1]
-        table = table.transpose(1, 2).reshape(b * ls, -1)
-        offsets = (torch.arange(b, device=image.device) * ls).view(b, 1, 1, 1)
-        index = (index + offsets).permute(1, 0, 2, 3).reshape(k, -1)
+            dist, index = knn_search(luminance(image), cfg.patch, cfg.window, cfg.k, dilation, index_dtype=dtype)
+        k = index.shape[1]
+        table = F.unfold(image, cfg.patch, dilation=dilation).transpose(1, 2).reshape(b * ls, -1) if table else None
+        index = index.add_(torch.arange(b, device=image.device, dtype=dtype).view(b, 1, 1, 1) * ls)
+        index = index.permute(1, 0, 2, 3).reshape(k, -1)  # a view: knn_search returns k x B x Hq x Wq storage
         dist = dist.permute(0, 2, 3, 1).reshape(-1, k)
         return _Scale(image, dist, index, table, dilation)
 
@@ -155,7 +159,7 @@ class Lidia(nn.Module):
         for branch, sc in zip(self.branches, scales):
             centre = sc.table[sc.index[0]]  # N x n
             # The authors' feature: unbiased variance of the centre patch, times n.
-            var = _variance(centre, unbiased=True) * self.cfg.n
+            var = row_variance(centre, unbiased=True) * self.cfg.n
             weights.append(branch.weights(torch.cat([sc.dist[:, 1:], var[:, None]], dim=1)))
             centre0 = centre if centre0 is None else centre0
         return weights, centre0
@@ -209,9 +213,9 @@ class Lidia(nn.Module):
             est = est / first[:, None]
         cols = est.view(b, hq * wq, -1).transpose(1, 2)
         img = F.fold(cols, size, p, dilation=d)
-        img = img / _cover_count(size, (hq, wq), p, d, est)
+        img = img / cover_count(size, (hq, wq), p, d, est)
         if first is not None:
-            img = _blur(F.pad(img, [1] * 4, mode="reflect"))
+            img = blur(F.pad(img, [1] * 4, mode="reflect"))
         cols = F.unfold(img, p, dilation=d).transpose(1, 2).reshape(b * hq * wq, -1)
         return cols if first is None else cols * first[:, None]
 
@@ -226,7 +230,7 @@ class Lidia(nn.Module):
         """Weighted overlap-add of the denoised patches, cropped back to h x w."""
         p, s = self.cfg.patch, self.span
         hq, wq = h + s, w + s
-        wgt = torch.exp(-self.beta.abs() * _variance(patches, unbiased=False)).unsqueeze(1)
+        wgt = torch.exp(-self.beta.abs() * row_variance(patches, unbiased=False)).unsqueeze(1)
         cols = (patches * wgt).view(b, hq * wq, -1).transpose(1, 2)
         num = F.fold(cols, (h + 2 * s, w + 2 * s), p)[:, :, s : s + h, s : s + w]
         # The weight each output pixel gathers: a p x p box sum of the positions' weights.
@@ -295,29 +299,6 @@ class Lidia(nn.Module):
 def _slices(total: int, chunk: int | None) -> list[slice]:
     step = total if chunk is None else chunk
     return [slice(i, min(i + step, total)) for i in range(0, total, step)]
-
-
-def _variance(x: torch.Tensor, unbiased: bool) -> torch.Tensor:
-    """Row variances of N x n ``x`` (two-pass: about 3x faster here than ``Tensor.var``)."""
-    dev = x - x.mean(dim=1, keepdim=True)
-    return dev.pow_(2).sum(dim=1) / (x.shape[1] - int(unbiased))
-
-
-def _cover_count(size: tuple[int, int], grid: tuple[int, int], p: int, d: int, like: torch.Tensor) -> torch.Tensor:
-    """How many of the grid's p x p patches (taps d apart) cover each pixel of ``size``: F.fold of ones, separably."""
-    rows, cols = like.new_zeros(size[0]), like.new_zeros(size[1])
-    for i in range(p):
-        rows[i * d : i * d + grid[0]] += 1
-        cols[i * d : i * d + grid[1]] += 1
-    return rows[:, None] * cols[None, :]
-
-
-def _blur(x: torch.Tensor) -> torch.Tensor:
-    """Valid convolution with the outer product of [1/4, 1/2, 1/4] (per channel)."""
-    c = x.shape[1]
-    k1 = x.new_tensor([0.25, 0.5, 0.25])
-    kernel = (k1[:, None] * k1[None, :]).expand(c, 1, 3, 3)
-    return F.conv2d(x, kernel, groups=c)
 
 
 def flops_per_pixel(cfg: LidiaConfig) -> float:

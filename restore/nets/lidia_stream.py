@@ -2,35 +2,43 @@
 
 The stored forward (``Lidia.forward_stored``, used in training) keeps every
 position's part-1 features (k x N x v: 1.4 GB per scale for a 512 x 384
-image) until the aggregation branch has folded all patch estimates. At
-inference this module keeps only the patch estimates instead:
+image) and patch tables until the aggregation branch has folded all patch
+estimates. At inference this module holds, per position, only its neighbours
+and their weights (k ints and k floats per scale):
 
-1. pass 1, chunk by chunk: part-1 features, then the aggregation branch's patch
-   estimate of each position (N x n per scale);
-2. the estimates are folded and cut again (``Lidia._fold_unfold``);
+1. pass 1, chunk by chunk: part-1 features, the aggregation branch's patch
+   estimates, added straight into the fold image of each scale;
+2. the fold images are averaged (and smoothed at scale 1);
 3. pass 2, chunk by chunk: the part-1 features again (about 5% of the
-   multiply-adds), the aggregation features, the joint layers and the noise
-   estimate, all in one preallocated 4k x chunk x v block.
+   multiply-adds), the aggregation features (patches cut from the averaged
+   images), joint layers and noise estimate in one preallocated 4k x chunk x v
+   block; the denoised patches are added straight into the output image.
 
-No tensor is then larger than the image's patch tables, and chunks of a few
-hundred positions keep each pass's working set in the L2 cache, where the
-64-wide products run at about twice their speed on GB-sized operands.
+No tensor is then larger than an image's projected patch table, and chunks
+of a few hundred positions keep each pass's working set in the L2 cache,
+where the 64-wide products run at about twice their speed on GB operands.
 
 The first separable layer maps each neighbour's patch through the same
 n x v matrix, so it is applied once per patch of the image (the projected
 tables) rather than once per (position, neighbour): the gathered neighbours
 are already v-wide and the layer is left with its k x k neighbour product.
-Results equal the stored forward up to float rounding (products regrouped).
-Under autocast the products run in its dtype (bf16 or fp16, with the same
-roundings as autocast's) and estimates, aggregation and output stay fp32.
+Results equal the stored forward up to float rounding (products regrouped,
+folds summed in another order). Under autocast the products run in its dtype
+(bf16 or fp16, rounded where autocast rounds) and the rest stays fp32.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 
-from restore.nets.lidia_layers import MixedSeparable, Separable
+from restore.nets.lidia_layers import MixedSeparable, Separable, blur, cover_count, row_variance
+from restore.nets.patch_search import box_sum
+from restore.nets.threads import map_chunks
+
+# Positions per chunk of the neighbour-weight MLP (it allocates ~15 floats per position and layer).
+WEIGHTS_CHUNK = 16_384
 
 
 @dataclass
@@ -60,67 +68,142 @@ class _Layer:
         return cls(nb.to(dtype), layer.pix.to(dtype), bias.to(dtype), bias.float(), layer.relu, mix)
 
 
+class _Grid:
+    """Flat indices of patches in a B x C x H x W image: ``base[q] + offsets`` are the n values of patch q.
+
+    Patches are p x p taps ``d`` apart, values channel-major as ``F.unfold`` orders
+    them; patch q has its first tap at row q // cols, column q % cols of its image
+    (q flat over B x rows x cols).
+    """
+
+    def __init__(self, shape: tuple[int, ...], p: int, d: int, device: torch.device):
+        b, c, h, w = shape
+        self.shape, self.span = shape, (p - 1) * d
+        self.rows, self.cols = h - self.span, w - self.span
+        ar = lambda m: torch.arange(m, device=device)  # noqa: E731
+        self.offsets = (ar(c).view(-1, 1, 1) * h * w + ar(p).view(1, -1, 1) * d * w + ar(p).view(1, 1, -1) * d).view(-1)
+
+    def index(self, q: torch.Tensor) -> torch.Tensor:
+        """len(q) x n flat indices of patches q."""
+        b, c, h, w = self.shape
+        per_image = self.rows * self.cols
+        i, r = q // per_image, q % per_image
+        base = i * (c * h * w) + (r // self.cols) * w + r % self.cols
+        return base.unsqueeze(1) + self.offsets
+
+
 def forward(net, y: torch.Tensor, chunk: int) -> torch.Tensor:
     """``net(y)`` at inference, streamed: B x C x H x W model units in and out."""
-    dev = y.device.type
-    dtype = torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else torch.float32
-    b, _, h, w = y.shape
-    scales = net._scales(y)
-    weights, centre = net._neighbour_weights(scales)
-    with torch.autocast(dev, enabled=False):
-        return _passes(net, scales, [wt.to(dtype) for wt in weights], centre.float(), dtype, chunk, (b, h, w))
-
-
-def _passes(net, scales, weights, centre, dtype, chunk, shape) -> torch.Tensor:
-    b, h, w = shape
+    dev = y.device
+    dtype = torch.get_autocast_dtype(dev.type) if torch.is_autocast_enabled(dev.type) else torch.float32
+    cfg, (b, c, h, w) = net.cfg, y.shape
+    p, k, v, n = cfg.patch, cfg.k, cfg.width, cfg.n
     hq, wq = h + net.span, w + net.span
-    k, v, n = net.cfg.k, net.cfg.width, net.cfg.n
-    branches = [[_Layer.of(m, dtype) for m in (br.first, br.second, br.to_patch, br.from_patch)] for br in net.branches]
-    projected = [sc.table.to(dtype) @ first.pix for sc, (first, *_) in zip(scales, branches)]
-    for sc in scales:  # the centre patches were taken: from here on the tables are only needed projected
-        sc.table = None
-    joint, joint2, out = (_Layer.of(m, dtype) for m in (net.joint, net.joint2, net.out))
     total = b * hq * wq
     slices = [slice(i, min(i + chunk, total)) for i in range(0, total, chunk)]
-    blocks = {}  # per chunk length m: the 4k x m x v work block and a k x m x v scratch
+    scales = net._scales(y, tables=False)
+    tables = [_Grid(sc.image.shape, p, sc.dilation, dev) for sc in scales]  # the neighbours' patches
+    positions = torch.arange(total, device=dev)
+    smooth = [sc.dilation > 1 and cfg.smooth_scale1 for sc in scales]
 
-    def block(m: int) -> tuple[torch.Tensor, torch.Tensor]:
-        if m not in blocks:
-            blocks[m] = centre.new_empty(4 * k, m, v, dtype=dtype), centre.new_empty(k, m, v, dtype=dtype)
-        return blocks[m]
+    # Neighbour weights (the MLP under the caller's autocast, as in the stored forward).
+    weights = [torch.empty(total, k, device=dev, dtype=dtype) for _ in scales]
+    for j, (br, sc, grid) in enumerate(zip(net.branches, scales, tables)):
+        for i in range(0, total, WEIGHTS_CHUNK):
+            sl = slice(i, min(i + WEIGHTS_CHUNK, total))
+            centre = sc.image.view(-1)[grid.index(sc.index[0, sl].long())]
+            var = row_variance(centre, unbiased=True) * n
+            weights[j][sl] = br.weights(torch.cat([sc.dist[sl, 1:], var[:, None]], dim=1))
+        sc.dist = None
 
-    def features(j: int, sl: slice, x: torch.Tensor, scratch: torch.Tensor) -> torch.Tensor:
-        first, second = branches[j][:2]
-        rows = x[j * k : (j + 1) * k]
-        torch.index_select(projected[j], 0, scales[j].index[:, sl].reshape(-1), out=rows.view(-1, v))
-        rows.mul_(weights[j][sl].t().unsqueeze(-1))
-        torch.mm(first.nb, rows.view(k, -1), out=scratch.view(k, -1))
-        torch.clamp_min(scratch.add_(first.bias), 0, out=rows)
-        return rows if second is None else rows.copy_(_apply(second, rows))
+    with torch.autocast(dev.type, enabled=False):
+        branches = [[_Layer.of(m, dtype) for m in (br.first, br.second, br.to_patch, br.from_patch)]
+                    for br in net.branches]
+        projected = [_project(sc.image, p, sc.dilation, first.pix) for sc, (first, *_) in zip(scales, branches)]
+        joint, joint2, out = (_Layer.of(m, dtype) for m in (net.joint, net.joint2, net.out))
+        # Where each position's patch lands in a scale's fold image, and in the output image.
+        folds = [_Grid((b, c, hq + (p - 1) * sc.dilation, wq + (p - 1) * sc.dilation), p, sc.dilation, dev)
+                 for sc in scales]
+        output = _Grid((b, c, hq + net.span, wq + net.span), p, 1, dev)
 
-    # Pass 1: patch estimates of the aggregation branch (fp32).
-    ests = [centre.new_empty(total, n) for _ in branches]
-    for sl in slices:
-        x, scratch = block(sl.stop - sl.start)
-        for j in range(len(branches)):
-            ests[j][sl] = _apply(branches[j][2], features(j, sl, x, scratch), fp32_out=True)[0]
-    agg = [
-        net._fold_unfold(e, sc, b, hq, wq, wt[:, 0].float() if sc.dilation > 1 and net.cfg.smooth_scale1 else None)
-        for e, sc, wt in zip(ests, scales, weights)
-    ]
-    del ests
+        def block(m: int, state: dict) -> tuple[torch.Tensor, torch.Tensor]:
+            """The thread's 4k x m x v work block and k x m x v scratch for chunks of m positions."""
+            if ("block", m) not in state:
+                state["block", m] = (torch.empty(4 * k, m, v, device=dev, dtype=dtype),
+                                     torch.empty(k, m, v, device=dev, dtype=dtype))
+            return state["block", m]
 
-    # Pass 2: features again, aggregation features, joint layers, noise; denoised patches in place of ``centre``.
-    for sl in slices:
-        x, scratch = block(sl.stop - sl.start)
-        for j in range(len(branches)):
-            features(j, sl, x, scratch)
-            _apply(branches[j][3], agg[j][sl].to(dtype).unsqueeze(0), out=x[(2 + j) * k : (3 + j) * k])
-        z = _apply(joint, x)
-        if joint2 is not None:
-            z = _apply(joint2, z)
-        centre[sl] -= _apply(out, z, fp32_out=True)[0]
-    return net._aggregate(centre, b, h, w)
+        def features(j: int, sl: slice, x: torch.Tensor, scratch: torch.Tensor) -> None:
+            first, second = branches[j][:2]
+            rows = x[j * k : (j + 1) * k]
+            torch.index_select(projected[j], 0, scales[j].index[:, sl].reshape(-1), out=rows.view(-1, v))
+            rows.mul_(weights[j][sl].t().unsqueeze(-1))
+            torch.mm(first.nb, rows.view(k, -1), out=scratch.view(k, -1))
+            torch.clamp_min(scratch.add_(first.bias), 0, out=rows)
+            if second is not None:
+                rows.copy_(_apply(second, rows))
+
+        def accumulate(state: dict, key: str, grid: _Grid, sl: slice, values: torch.Tensor) -> None:
+            """Add chunk ``sl``'s patches to the thread's copy of image ``key`` (shape of ``grid``)."""
+            if key not in state:
+                state[key] = torch.zeros(grid.shape, device=dev)
+            state[key].view(-1).index_add_(0, grid.index(positions[sl]).view(-1), values.reshape(-1))
+
+        # Pass 1: patch estimates of the aggregation branch, folded as they come.
+        def pass1(sl: slice, state: dict) -> None:
+            x, scratch = block(sl.stop - sl.start, state)
+            for j in range(len(branches)):
+                features(j, sl, x[: 2 * k], scratch)
+                est = _apply(branches[j][2], x[j * k : (j + 1) * k], fp32_out=True)[0]
+                accumulate(state, f"fold{j}", folds[j], sl, est / weights[j][sl, :1].float() if smooth[j] else est)
+
+        states = map_chunks(pass1, slices, dev)
+        agg = []
+        for j, sc in enumerate(scales):
+            img = sum(st[f"fold{j}"] for st in states if f"fold{j}" in st)
+            img = img / cover_count(img.shape[-2:], (hq, wq), p, sc.dilation, img)
+            agg.append(blur(F.pad(img, [1] * 4, mode="reflect")) if smooth[j] else img)
+
+        # Pass 2: features again, aggregation features, joint layers, noise; denoised patches folded.
+        beta = net.beta.detach().abs().float()
+        wgt = torch.empty(total, device=dev)
+
+        def pass2(sl: slice, state: dict) -> None:
+            x, scratch = block(sl.stop - sl.start, state)
+            for j in range(len(branches)):
+                features(j, sl, x, scratch)
+                a = agg[j].view(-1)[folds[j].index(positions[sl])]
+                a = a * weights[j][sl, :1].float() if smooth[j] else a
+                _apply(branches[j][3], a.to(dtype).unsqueeze(0), out=x[(2 + j) * k : (3 + j) * k])
+            z = _apply(joint, x)
+            if joint2 is not None:
+                z = _apply(joint2, z)
+            centre = scales[0].image.view(-1)[tables[0].index(scales[0].index[0, sl].long())]
+            patch = centre.sub_(_apply(out, z, fp32_out=True)[0])
+            wgt[sl] = torch.exp(-beta * row_variance(patch, unbiased=False))
+            accumulate(state, "output", output, sl, patch * wgt[sl, None])
+
+        states = map_chunks(pass2, slices, dev)
+        s = net.span
+        num = sum(st["output"] for st in states if "output" in st)[:, :, s : s + h, s : s + w]
+        return num / box_sum(wgt.view(b, 1, hq, wq), p, 1)
+
+
+def _project(image: torch.Tensor, p: int, d: int, pix: torch.Tensor, rows: int = 64) -> torch.Tensor:
+    """Every p x p patch (taps d apart) of B x C x Hs x Ws ``image`` times ``pix``: B*Ls x v, F.unfold's order.
+
+    Bands of ``rows`` patch rows at a time, so that the unfolded patches are never all held.
+    """
+    b, _, hs, ws = image.shape
+    span = (p - 1) * d
+    hl, wl = hs - span, ws - span
+    out = image.new_empty(b, hl, wl, pix.shape[1], dtype=pix.dtype)
+    for i in range(b):
+        for r0 in range(0, hl, rows):
+            r1 = min(hl, r0 + rows)
+            cols = F.unfold(image[i : i + 1, :, r0 : r1 + span], p, dilation=d)[0]  # n x (r1 - r0) * wl
+            torch.mm(cols.t().to(pix.dtype), pix, out=out[i, r0:r1].view(-1, pix.shape[1]))
+    return out.view(b * hl * wl, -1)
 
 
 def _apply(layer: _Layer, x: torch.Tensor, out: torch.Tensor | None = None, fp32_out: bool = False) -> torch.Tensor:

@@ -22,6 +22,8 @@ import math
 
 import torch
 
+from restore.nets.threads import map_chunks
+
 # Luminance weights used to search colour images on one channel.
 LUMA = (0.2989, 0.5870, 0.1140)
 # Offsets per candidate group of the two-stage selection.
@@ -63,7 +65,8 @@ def _sum(terms: list[torch.Tensor], out: torch.Tensor | None = None) -> torch.Te
 
 @torch.no_grad()
 def knn_search(
-    image: torch.Tensor, patch: int, window: int, k: int, dilation: int = 1, budget: int = 1 << 21
+    image: torch.Tensor, patch: int, window: int, k: int, dilation: int = 1, budget: int = 1 << 21,
+    index_dtype: torch.dtype = torch.int64,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Find the k nearest patches of every patch position within a search window.
 
@@ -78,6 +81,7 @@ def knn_search(
         dilation: tap spacing (2 searches a polyphase sub-grid at scale 1).
         budget: distance values held at once; rows of positions are processed in
             bands that fit it.
+        index_dtype: integer type of the returned indices.
 
     Returns:
         (dist, index): B x k x Hq x Wq squared distances (ascending) and, for each
@@ -94,24 +98,28 @@ def knn_search(
     side = 2 * window + 1
     slot = math.ceil(side / GROUP) * GROUP  # offsets of one row, padded to whole groups
     rows = max(1, min(hq, budget // (side * slot * wq)))
-    # Distances of the offsets (dy, dx) of a band, as side x slot x rows x wq; the padding
-    # slots stay +inf. The centre offset (the patch itself) is set to -1: it must be
-    # neighbour 0 even where flat regions tie at 0.
-    buf = image.new_full((side, slot, rows, wq), float("inf"))
     dist = image.new_empty(k, b, hq, wq)
-    index = torch.empty(k, b, hq, wq, dtype=torch.int64, device=image.device)
-    for i in range(b):
-        for r0 in range(0, hq, rows):
-            n = min(rows, hq - r0)
-            band = buf[:, :, :n] if n == rows else buf[:, :, :n].clone()
-            _band_distances(image[i, 0], band, r0, patch, window, dilation)
-            band[window, window] = -1.0
-            best, dy, dx = _select(band, side, k)
-            best[0] = 0.0
-            row = torch.arange(r0, r0 + n, device=image.device).view(1, -1, 1) + dy.view(k, n, wq) * dilation
-            col = torch.arange(wq, device=image.device).view(1, 1, -1) + dx.view(k, n, wq) * dilation
-            dist[:, i, r0 : r0 + n] = best.view(k, n, wq)
-            index[:, i, r0 : r0 + n] = row * (ws - span) + col
+    index = torch.empty(k, b, hq, wq, dtype=index_dtype, device=image.device)
+
+    def band(item: tuple[int, int], state: dict) -> None:
+        i, r0 = item
+        n = min(rows, hq - r0)
+        # Distances of the offsets (dy, dx) of a band, as side x slot x n x wq; the padding
+        # slots stay +inf. The centre offset (the patch itself) is set to -1: it must be
+        # neighbour 0 even where flat regions tie at 0.
+        if n not in state:
+            state[n] = image.new_full((side, slot, n, wq), float("inf"))
+        buf = state[n]
+        _band_distances(image[i, 0], buf, r0, patch, window, dilation)
+        buf[window, window] = -1.0
+        best, dy, dx = _select(buf, side, k)
+        best[0] = 0.0
+        row = torch.arange(r0, r0 + n, device=image.device).view(1, -1, 1) + dy.view(k, n, wq) * dilation
+        col = torch.arange(wq, device=image.device).view(1, 1, -1) + dx.view(k, n, wq) * dilation
+        dist[:, i, r0 : r0 + n] = best.view(k, n, wq)
+        index[:, i, r0 : r0 + n] = row * (ws - span) + col
+
+    map_chunks(band, [(i, r0) for i in range(b) for r0 in range(0, hq, rows)], image.device)
     return dist.transpose(0, 1), index.transpose(0, 1)
 
 

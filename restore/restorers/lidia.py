@@ -42,8 +42,10 @@ class LidiaOptions:
                                choices=ADAPT_MODES)
     adapt_ref: torch.Tensor | None = option(None, "clean reference, 1 x C x H x W in [0, 1], for external adaptation")
     adapt_settings: AdaptationSettings | None = option(None, "steps, learning rate and crop of the adaptation")
-    tile: int = option(256, "tile side larger images are cut into (memory ~12 KB per colour pixel)", low=MIN_SIDE)
-    single_pass: int = option(512, "images with no side above this go through in one call", low=MIN_SIDE)
+    tile: int = option(512, "tile side larger images are cut into (memory ~1 KB per pixel of tile plus halo)",
+                       low=MIN_SIDE)
+    single_pass: int = option(640, "images with no side above this go through in one call (a 512 pipeline tile "
+                              "plus its halo does)", low=MIN_SIDE)
     chunk: int = option(256, "pixel positions per network pass (256 keeps a pass's activations in the L2 cache)", low=1)
     bn: str = option("eval", "BatchNorm at inference: running statistics (folded) or each image's own",
                      choices=BN_MODES)
@@ -66,9 +68,10 @@ class LidiaRestorer(Restorer):
         adapt: None, "internal" (self-supervised on the noisy image) or "external".
         adapt_ref: clean reference image (1 x C x H x W tensor in [0, 1]) for "external".
         adapt_settings: steps, learning rate, crop size of the adaptation.
-        tile: side of the tiles larger images are cut into (memory: about 12 KB per
-            pixel of tile plus halo for colour, so 256 -> 1.6 GB).
-        single_pass: images with no side above this are processed in one call.
+        tile: side of the tiles larger images are cut into (memory: about 1 KB per
+            pixel of tile plus halo, so 512 -> 0.4 GB over the process's own).
+        single_pass: images with no side above this are processed in one call; 640
+            takes the pipeline's default 512 tile with LIDIA's halo without cutting it again.
         chunk: pixel positions per network pass: 256 keeps a chunk's widest
             activations (56 x 256 x 64 floats) in the L2 cache; larger is slower.
         bn: "eval" (default: BatchNorm with its running statistics, folded into the
