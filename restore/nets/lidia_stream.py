@@ -35,7 +35,7 @@ import torch.nn.functional as F
 
 from restore.nets.lidia_layers import MixedSeparable, Separable, blur, cover_count, row_variance
 from restore.nets.patch_search import box_sum
-from restore.nets.threads import map_chunks
+from restore.nets.threads import chunked_threads, map_chunks
 
 # Positions per chunk of the neighbour-weight MLP (it allocates ~15 floats per position and layer).
 WEIGHTS_CHUNK = 16_384
@@ -94,6 +94,11 @@ class _Grid:
 
 def forward(net, y: torch.Tensor, chunk: int) -> torch.Tensor:
     """``net(y)`` at inference, streamed: B x C x H x W model units in and out."""
+    with chunked_threads():
+        return _forward(net, y, chunk)
+
+
+def _forward(net, y: torch.Tensor, chunk: int) -> torch.Tensor:
     dev = y.device
     dtype = torch.get_autocast_dtype(dev.type) if torch.is_autocast_enabled(dev.type) else torch.float32
     cfg, (b, c, h, w) = net.cfg, y.shape
@@ -108,12 +113,17 @@ def forward(net, y: torch.Tensor, chunk: int) -> torch.Tensor:
 
     # Neighbour weights (the MLP under the caller's autocast, as in the stored forward).
     weights = [torch.empty(total, k, device=dev, dtype=dtype) for _ in scales]
-    for j, (br, sc, grid) in enumerate(zip(net.branches, scales, tables)):
-        for i in range(0, total, WEIGHTS_CHUNK):
-            sl = slice(i, min(i + WEIGHTS_CHUNK, total))
-            centre = sc.image.view(-1)[grid.index(sc.index[0, sl].long())]
-            var = row_variance(centre, unbiased=True) * n
-            weights[j][sl] = br.weights(torch.cat([sc.dist[sl, 1:], var[:, None]], dim=1))
+
+    def neighbour_weights(item: tuple[int, slice], state: dict) -> None:
+        j, sl = item
+        sc = scales[j]
+        centre = sc.image.view(-1)[tables[j].index(sc.index[0, sl].long())]
+        var = row_variance(centre, unbiased=True) * n
+        weights[j][sl] = net.branches[j].weights(torch.cat([sc.dist[sl, 1:], var[:, None]], dim=1))
+
+    map_chunks(neighbour_weights, [(j, slice(i, min(i + WEIGHTS_CHUNK, total)))
+                                   for j in range(len(scales)) for i in range(0, total, WEIGHTS_CHUNK)], dev)
+    for sc in scales:
         sc.dist = None
 
     with torch.autocast(dev.type, enabled=False):
@@ -198,11 +208,14 @@ def _project(image: torch.Tensor, p: int, d: int, pix: torch.Tensor, rows: int =
     span = (p - 1) * d
     hl, wl = hs - span, ws - span
     out = image.new_empty(b, hl, wl, pix.shape[1], dtype=pix.dtype)
-    for i in range(b):
-        for r0 in range(0, hl, rows):
-            r1 = min(hl, r0 + rows)
-            cols = F.unfold(image[i : i + 1, :, r0 : r1 + span], p, dilation=d)[0]  # n x (r1 - r0) * wl
-            torch.mm(cols.t().to(pix.dtype), pix, out=out[i, r0:r1].view(-1, pix.shape[1]))
+
+    def band(item: tuple[int, int], state: dict) -> None:
+        i, r0 = item
+        r1 = min(hl, r0 + rows)
+        cols = F.unfold(image[i : i + 1, :, r0 : r1 + span], p, dilation=d)[0]  # n x (r1 - r0) * wl
+        torch.mm(cols.t().to(pix.dtype), pix, out=out[i, r0:r1].view(-1, pix.shape[1]))
+
+    map_chunks(band, [(i, r0) for i in range(b) for r0 in range(0, hl, rows)], image.device)
     return out.view(b * hl * wl, -1)
 
 
