@@ -13,7 +13,6 @@ removed (see ``restore.restorers.lidia`` for the conversion).
 """
 from __future__ import annotations
 
-import contextlib
 from dataclasses import asdict, dataclass
 
 import torch
@@ -124,22 +123,25 @@ class Lidia(nn.Module):
         """Both scales' search images and neighbours; their patch tables unless ``tables`` is False."""
         w = self.cfg.window
         s = self.span
-        # Scale 0: reflect so that every pixel is covered by all p*p patches.
-        y0 = F.pad(F.pad(y, [s] * 4, mode="reflect"), [w] * 4, value=OUTSIDE)
-        # Scale 1: blurred, dilated patches centred on the same pixels as scale 0.
-        y1 = blur(F.pad(y, [s + s // 2 + 1] * 4, mode="reflect"))
-        y1 = F.pad(y1, [2 * w] * 4, value=OUTSIDE)
+        # The search images stay fp32 under autocast (the blur is a convolution autocast would round).
+        with torch.autocast(y.device.type, enabled=False):
+            y = y.float()
+            # Scale 0: reflect so that every pixel is covered by all p*p patches.
+            y0 = F.pad(F.pad(y, [s] * 4, mode="reflect"), [w] * 4, value=OUTSIDE)
+            # Scale 1: blurred, dilated patches centred on the same pixels as scale 0.
+            y1 = blur(F.pad(y, [s + s // 2 + 1] * 4, mode="reflect"))
+            y1 = F.pad(y1, [2 * w] * 4, value=OUTSIDE)
         return [self._search(y0, 1, tables), self._search(y1, 2, tables)]
 
     def _search(self, image: torch.Tensor, dilation: int, table: bool = True) -> _Scale:
         cfg = self.cfg
-        # In training the search stays fp32 under autocast: bf16 distances would change
-        # which neighbours are chosen, i.e. what is learned.
+        # The search is fp32 also under autocast: rounded distances would change which
+        # neighbours are chosen (and, in training, what is learned).
         b, span = image.shape[0], (cfg.patch - 1) * dilation
         ls = (image.shape[-2] - span) * (image.shape[-1] - span)
         # int32 where it fits: half the memory, and indexing takes it as well.
         dtype = torch.int32 if b * ls < 2**31 else torch.int64
-        with torch.autocast(image.device.type, enabled=False) if self.training else contextlib.nullcontext():
+        with torch.autocast(image.device.type, enabled=False):
             dist, index = knn_search(luminance(image), cfg.patch, cfg.window, cfg.k, dilation, index_dtype=dtype)
         k = index.shape[1]
         table = F.unfold(image, cfg.patch, dilation=dilation).transpose(1, 2).reshape(b * ls, -1) if table else None

@@ -23,8 +23,9 @@ n x v matrix, so it is applied once per patch of the image (the projected
 tables) rather than once per (position, neighbour): the gathered neighbours
 are already v-wide and the layer is left with its k x k neighbour product.
 Results equal the stored forward up to float rounding (products regrouped,
-folds summed in another order). Under autocast the products run in its dtype
-(bf16 or fp16, rounded where autocast rounds) and the rest stays fp32.
+folds summed in another order). Under autocast (bf16, fp16) the products run
+in its dtype on accelerators; on the CPU only the joint layers do (half
+precision is slower there for everything else), and the rest stays fp32.
 """
 from __future__ import annotations
 
@@ -101,6 +102,9 @@ def forward(net, y: torch.Tensor, chunk: int) -> torch.Tensor:
 def _forward(net, y: torch.Tensor, chunk: int) -> torch.Tensor:
     dev = y.device
     dtype = torch.get_autocast_dtype(dev.type) if torch.is_autocast_enabled(dev.type) else torch.float32
+    # On the CPU, half-precision elementwise work and small products are slower than fp32: there
+    # only the joint layers (three quarters of the multiply-adds) run in the autocast dtype.
+    joint_dtype, dtype = dtype, (torch.float32 if dev.type == "cpu" else dtype)
     cfg, (b, c, h, w) = net.cfg, y.shape
     p, k, v, n = cfg.patch, cfg.k, cfg.width, cfg.n
     hq, wq = h + net.span, w + net.span
@@ -130,7 +134,8 @@ def _forward(net, y: torch.Tensor, chunk: int) -> torch.Tensor:
         branches = [[_Layer.of(m, dtype) for m in (br.first, br.second, br.to_patch, br.from_patch)]
                     for br in net.branches]
         projected = [_project(sc.image, p, sc.dilation, first.pix) for sc, (first, *_) in zip(scales, branches)]
-        joint, joint2, out = (_Layer.of(m, dtype) for m in (net.joint, net.joint2, net.out))
+        joint, joint2 = (_Layer.of(m, joint_dtype) for m in (net.joint, net.joint2))
+        out = _Layer.of(net.out, dtype)
         # Where each position's patch lands in a scale's fold image, and in the output image.
         folds = [_Grid((b, c, hq + (p - 1) * sc.dilation, wq + (p - 1) * sc.dilation), p, sc.dilation, dev)
                  for sc in scales]
@@ -222,19 +227,26 @@ def _project(image: torch.Tensor, p: int, d: int, pix: torch.Tensor, rows: int =
 def _apply(layer: _Layer, x: torch.Tensor, out: torch.Tensor | None = None, fp32_out: bool = False) -> torch.Tensor:
     """relu(nb @ x @ pix + bias) (or its mix with x) of k_in x m x v_in ``x``, as plain GEMMs, into ``out``.
 
-    ``fp32_out``: the bias is added in fp32 (as autocast does with its fp32 parameter).
+    The products run in the layer's dtype; the result comes back in ``x``'s, the bias
+    added in fp32 where either is (as autocast does with its fp32 parameter), or
+    always with ``fp32_out``.
     """
     k_in, m, v_in = x.shape
     k_out, v_out = layer.nb.shape[0], layer.pix.shape[1]
+    xin = x if x.dtype == layer.nb.dtype else x.to(layer.nb.dtype)
+    target = out if out is not None and out.dtype == layer.nb.dtype else None
     if k_in == 1:  # one row in: features first, then the rank-1 neighbour product
-        u = (x.view(m, v_in) @ layer.pix).unsqueeze(0)
-        y = torch.mul(u, layer.nb.view(k_out, 1, 1), out=out) if k_out > 1 else (u if out is None else out.copy_(u))
+        u = (xin.view(m, v_in) @ layer.pix).unsqueeze(0)
+        y = torch.mul(u, layer.nb.view(k_out, 1, 1), out=target) if k_out > 1 else u
     else:  # neighbours first (the cheaper order for every other layer of the net)
-        z = (layer.nb @ x.reshape(k_in, -1)).view(k_out * m, v_in)
-        y = torch.mm(z, layer.pix, out=None if out is None else out.view(k_out * m, v_out)).view(k_out, m, v_out)
-    y = y.float().add_(layer.bias32) if fp32_out and y.dtype != torch.float32 else y.add_(layer.bias)
+        z = (layer.nb @ xin.reshape(k_in, -1)).view(k_out * m, v_in)
+        y = torch.mm(z, layer.pix, out=None if target is None else target.view(k_out * m, v_out)).view(k_out, m, v_out)
+    if y.dtype != torch.float32 and (fp32_out or x.dtype == torch.float32):
+        y = y.float().add_(layer.bias32)
+    else:
+        y = y.add_(layer.bias)
     if layer.relu:
         y = y.relu_()
     if layer.mix is not None:
-        y = torch.lerp(y, x, layer.mix) if out is None else out.copy_(torch.lerp(y, x, layer.mix))
-    return y
+        y = torch.lerp(y, x.to(y.dtype), layer.mix.to(y.dtype))
+    return y if out is None or y is out else out.copy_(y)
