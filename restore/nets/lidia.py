@@ -303,11 +303,18 @@ def _slices(total: int, chunk: int | None) -> list[slice]:
     return [slice(i, min(i + step, total)) for i in range(0, total, step)]
 
 
-def flops_per_pixel(cfg: LidiaConfig) -> float:
-    """Multiply-adds x 2 of the network per output pixel (search excluded)."""
+def flops_per_pixel(cfg: LidiaConfig, streamed: bool = False) -> float:
+    """Multiply-adds x 2 of the network per output pixel (search excluded).
+
+    ``streamed``: as the inference forward runs (``lidia_stream``): the first layer's
+    pixel product once per image patch (counted as one per position), its neighbour
+    product (and the second block) in both passes; else as ``forward_stored`` runs.
+    """
     n, v, k = cfg.n, cfg.width, cfg.k
     sep = lambda vi, vo, ki, ko: separable_macs(ki, ko, vi, vo)  # noqa: E731
-    per_scale = sep(n, v, k, k) + sep(v, n, k, 1) + sep(n, v, 1, k) + (0 if cfg.light else sep(v, v, k, k))
+    second = 0 if cfg.light else sep(v, v, k, k)
+    first = n * v + 2 * (k * k * v + second) if streamed else sep(n, v, k, k) + second
+    per_scale = first + sep(v, n, k, 1) + sep(n, v, 1, k)
     joint = sep(v, v, 4 * k, 4 * k) * (1 if cfg.light else 2) + sep(v, n, 4 * k, 1)
     mlp = 7 * k * k
     return 2.0 * (2 * (per_scale + mlp) + joint)

@@ -15,8 +15,9 @@ and their weights (k ints and k floats per scale):
    block; the denoised patches are added straight into the output image.
 
 No tensor is then larger than an image's projected patch table, and chunks
-of a few hundred positions keep each pass's working set in the L2 cache,
-where the 64-wide products run at about twice their speed on GB operands.
+of a few hundred positions per thread keep each pass's working set in the L2
+cache, where the 64-wide products run at about twice their speed on GB
+operands. Threads: ``restore.nets.threads.op_threads``.
 
 The first separable layer maps each neighbour's patch through the same
 n x v matrix, so it is applied once per patch of the image (the projected
@@ -36,7 +37,7 @@ import torch.nn.functional as F
 
 from restore.nets.lidia_layers import MixedSeparable, Separable, blur, cover_count, row_variance
 from restore.nets.patch_search import box_sum
-from restore.nets.threads import chunked_threads, map_chunks
+from restore.nets.threads import map_chunks, op_threads
 
 # Positions per chunk of the neighbour-weight MLP (it allocates ~15 floats per position and layer).
 WEIGHTS_CHUNK = 16_384
@@ -95,8 +96,8 @@ class _Grid:
 
 def forward(net, y: torch.Tensor, chunk: int) -> torch.Tensor:
     """``net(y)`` at inference, streamed: B x C x H x W model units in and out."""
-    with chunked_threads():
-        return _forward(net, y, chunk)
+    with op_threads() as threads:  # each chunk's products split across the threads
+        return _forward(net, y, chunk * threads)
 
 
 def _forward(net, y: torch.Tensor, chunk: int) -> torch.Tensor:
@@ -126,7 +127,7 @@ def _forward(net, y: torch.Tensor, chunk: int) -> torch.Tensor:
         weights[j][sl] = net.branches[j].weights(torch.cat([sc.dist[sl, 1:], var[:, None]], dim=1))
 
     map_chunks(neighbour_weights, [(j, slice(i, min(i + WEIGHTS_CHUNK, total)))
-                                   for j in range(len(scales)) for i in range(0, total, WEIGHTS_CHUNK)], dev)
+                                   for j in range(len(scales)) for i in range(0, total, WEIGHTS_CHUNK)])
     for sc in scales:
         sc.dist = None
 
@@ -142,7 +143,7 @@ def _forward(net, y: torch.Tensor, chunk: int) -> torch.Tensor:
         output = _Grid((b, c, hq + net.span, wq + net.span), p, 1, dev)
 
         def block(m: int, state: dict) -> tuple[torch.Tensor, torch.Tensor]:
-            """The thread's 4k x m x v work block and k x m x v scratch for chunks of m positions."""
+            """The 4k x m x v work block and k x m x v scratch for chunks of m positions."""
             if ("block", m) not in state:
                 state["block", m] = (torch.empty(4 * k, m, v, device=dev, dtype=dtype),
                                      torch.empty(k, m, v, device=dev, dtype=dtype))
@@ -159,7 +160,7 @@ def _forward(net, y: torch.Tensor, chunk: int) -> torch.Tensor:
                 rows.copy_(_apply(second, rows))
 
         def accumulate(state: dict, key: str, grid: _Grid, sl: slice, values: torch.Tensor) -> None:
-            """Add chunk ``sl``'s patches to the thread's copy of image ``key`` (shape of ``grid``)."""
+            """Add chunk ``sl``'s patches to image ``key`` (of ``grid``'s shape)."""
             if key not in state:
                 state[key] = torch.zeros(grid.shape, device=dev)
             state[key].view(-1).index_add_(0, grid.index(positions[sl]).view(-1), values.reshape(-1))
@@ -172,10 +173,10 @@ def _forward(net, y: torch.Tensor, chunk: int) -> torch.Tensor:
                 est = _apply(branches[j][2], x[j * k : (j + 1) * k], fp32_out=True)[0]
                 accumulate(state, f"fold{j}", folds[j], sl, est / weights[j][sl, :1].float() if smooth[j] else est)
 
-        states = map_chunks(pass1, slices, dev)
+        folded = map_chunks(pass1, slices)
         agg = []
         for j, sc in enumerate(scales):
-            img = sum(st[f"fold{j}"] for st in states if f"fold{j}" in st)
+            img = folded[f"fold{j}"]
             img = img / cover_count(img.shape[-2:], (hq, wq), p, sc.dilation, img)
             agg.append(blur(F.pad(img, [1] * 4, mode="reflect")) if smooth[j] else img)
 
@@ -198,9 +199,8 @@ def _forward(net, y: torch.Tensor, chunk: int) -> torch.Tensor:
             wgt[sl] = torch.exp(-beta * row_variance(patch, unbiased=False))
             accumulate(state, "output", output, sl, patch * wgt[sl, None])
 
-        states = map_chunks(pass2, slices, dev)
         s = net.span
-        num = sum(st["output"] for st in states if "output" in st)[:, :, s : s + h, s : s + w]
+        num = map_chunks(pass2, slices)["output"][:, :, s : s + h, s : s + w]
         return num / box_sum(wgt.view(b, 1, hq, wq), p, 1)
 
 
@@ -220,7 +220,7 @@ def _project(image: torch.Tensor, p: int, d: int, pix: torch.Tensor, rows: int =
         cols = F.unfold(image[i : i + 1, :, r0 : r1 + span], p, dilation=d)[0]  # n x (r1 - r0) * wl
         torch.mm(cols.t().to(pix.dtype), pix, out=out[i, r0:r1].view(-1, pix.shape[1]))
 
-    map_chunks(band, [(i, r0) for i in range(b) for r0 in range(0, hl, rows)], image.device)
+    map_chunks(band, [(i, r0) for i in range(b) for r0 in range(0, hl, rows)])
     return out.view(b * hl * wl, -1)
 
 

@@ -22,7 +22,7 @@ import math
 
 import torch
 
-from restore.nets.threads import chunked_threads, map_chunks
+from restore.nets.threads import map_chunks, op_threads
 
 # Luminance weights used to search colour images on one channel.
 LUMA = (0.2989, 0.5870, 0.1140)
@@ -119,8 +119,8 @@ def knn_search(
         dist[:, i, r0 : r0 + n] = best.view(k, n, wq)
         index[:, i, r0 : r0 + n] = row * (ws - span) + col
 
-    with chunked_threads():
-        map_chunks(band, [(i, r0) for i in range(b) for r0 in range(0, hq, rows)], image.device)
+    with op_threads():
+        map_chunks(band, [(i, r0) for i in range(b) for r0 in range(0, hq, rows)])
     return dist.transpose(0, 1), index.transpose(0, 1)
 
 

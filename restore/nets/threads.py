@@ -1,21 +1,21 @@
-"""Chunk-level parallelism for the nets' many small operations.
+"""How many threads LIDIA's many small operations run on, and the chunk loop they run in.
 
 Intra-op threading splits each operation across the threads, with a barrier
-at its end: for LIDIA's thousands of sub-millisecond operations that costs
-more than it gains, and on a loaded machine, where a thread is often not
-scheduled, each barrier waits for a time slice (measured: 14x slower on two
-threads than on one, 5.6 s instead of 0.17 s for the neighbour-weight MLP).
-``map_chunks`` instead hands whole chunks to Python threads, each running its
-operations on one intra-op thread (``torch.set_num_threads`` is per thread);
-the operations release the GIL, so only their Python-side dispatch is
-serialised. Inside ``chunked_threads()`` the calling thread's own operations
-run on one intra-op thread too.
+at its end. With idle CPUs that pays (512 x 384 gray: 5.4 s on one thread,
+3.6 s on two); on a loaded machine, where a thread is often not scheduled,
+each of the thousands of sub-millisecond operations waits a time slice at
+its barrier (measured at a load of 5 on 2 CPUs: 5-14x slower on two threads
+than on one). ``op_threads`` therefore runs on torch's threads only as far as
+CPUs are idle right now, and on one thread otherwise. (Chunks dealt to Python
+threads, one intra-op thread each, were tried: robust under load but only
+1.08x faster on two idle CPUs, the GIL serialising the operations' dispatch.)
 """
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
+import time
 from typing import Callable, Iterator, Sequence, TypeVar
 
 import torch
@@ -24,50 +24,65 @@ T = TypeVar("T")
 _local = threading.local()
 
 
-@contextlib.contextmanager
-def chunked_threads() -> Iterator[int]:
-    """Run the calling thread on one intra-op thread; ``map_chunks`` inside uses the threads it had. Yields their number."""
-    threads = getattr(_local, "threads", None) or torch.get_num_threads()
-    before = torch.get_num_threads()
-    _local.threads = threads
-    torch.set_num_threads(1)
-    try:
-        yield threads
-    finally:
-        torch.set_num_threads(before)
-        _local.threads = None
+def idle_cpus(samples: int = 3) -> int:
+    """CPUs of this process's affinity not running other processes' work now (Linux: /proc).
 
-
-def map_chunks(fn: Callable[[T, dict], None], items: Sequence[T], device: torch.device,
-               threads: int | None = None) -> list[dict]:
-    """Call ``fn(item, state)`` for every item; ``state`` is a dict private to the calling thread
-    (buffers, partial sums). Returns the states, in thread order.
-
-    On the CPU, items are dealt round-robin to ``threads`` threads (default: those
-    of the enclosing ``chunked_threads``, else ``torch.get_num_threads()``); ``fn``
-    must write only its item's part of shared outputs. Grad, inference and autocast
-    modes are carried over to the threads (they are thread-local). Other devices
-    run the items in order.
+    Runnable tasks (/proc/stat's procs_running) less this process's own (its
+    threads may still spin after their last operation), the least of a few
+    readings a millisecond apart so that a burst does not count; the CPU count
+    where /proc cannot be read.
     """
-    threads = threads or getattr(_local, "threads", None) or torch.get_num_threads()
-    n = min(threads, len(items)) if device.type == "cpu" else 1
-    if n <= 1:
-        state: dict = {}
-        for item in items:
-            fn(item, state)
-        return [state]
-    inference, grad = torch.is_inference_mode_enabled(), torch.is_grad_enabled()
-    autocast = torch.is_autocast_enabled(device.type)
-    dtype = torch.get_autocast_dtype(device.type)
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    others = None
+    try:
+        for i in range(samples):
+            with open("/proc/stat") as f:
+                running = int(next(line for line in f if line.startswith("procs_running")).split()[1])
+            n = max(0, running - _own_running())
+            others = n if others is None else min(others, n)
+            if i + 1 < samples:
+                time.sleep(0.001)
+    except (OSError, StopIteration, ValueError):
+        return cpus
+    return max(1, cpus - others)
 
-    def run(share: Sequence[T]) -> dict:
-        torch.set_num_threads(1)
-        state: dict = {}
-        with torch.inference_mode(inference), torch.set_grad_enabled(grad), \
-                torch.autocast(device.type, dtype=dtype, enabled=autocast):
-            for item in share:
-                fn(item, state)
-        return state
 
-    with ThreadPoolExecutor(n) as pool:
-        return list(pool.map(run, [items[i::n] for i in range(n)]))
+def _own_running() -> int:
+    """This process's threads in state R (running or runnable)."""
+    n = 0
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{tid}/stat") as f:
+                n += f.read().rsplit(")", 1)[1].split()[0] == "R"
+        except (OSError, IndexError):
+            continue
+    return n
+
+
+@contextlib.contextmanager
+def op_threads() -> Iterator[int]:
+    """Run the calling thread's operations on ``min(torch threads, idle CPUs)`` threads; yields that number.
+
+    Nested uses keep the outer choice.
+    """
+    chosen = getattr(_local, "threads", None)
+    if chosen is not None:
+        yield chosen
+        return
+    before = torch.get_num_threads()
+    chosen = min(before, idle_cpus()) if before > 1 else 1
+    torch.set_num_threads(chosen)
+    _local.threads = chosen
+    try:
+        yield chosen
+    finally:
+        _local.threads = None
+        torch.set_num_threads(before)
+
+
+def map_chunks(fn: Callable[[T, dict], None], items: Sequence[T]) -> dict:
+    """Call ``fn(item, state)`` for every item, in order; ``state`` (buffers, partial sums) is returned."""
+    state: dict = {}
+    for item in items:
+        fn(item, state)
+    return state

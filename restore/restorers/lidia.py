@@ -46,7 +46,8 @@ class LidiaOptions:
                        low=MIN_SIDE)
     single_pass: int = option(640, "images with no side above this go through in one call (a 512 pipeline tile "
                               "plus its halo does)", low=MIN_SIDE)
-    chunk: int = option(256, "pixel positions per network pass (256 keeps a pass's activations in the L2 cache)", low=1)
+    chunk: int = option(256, "pixel positions per network pass and thread (256 keeps a pass's activations in L2)",
+                        low=1)
     bn: str = option("eval", "BatchNorm at inference: running statistics (folded) or each image's own",
                      choices=BN_MODES)
     weights_dir: Path | None = option(None, "folder of the shipped weights (default: the package's)")
@@ -72,8 +73,10 @@ class LidiaRestorer(Restorer):
             pixel of tile plus halo, so 512 -> 0.4 GB over the process's own).
         single_pass: images with no side above this are processed in one call; 640
             takes the pipeline's default 512 tile with LIDIA's halo without cutting it again.
-        chunk: pixel positions per network pass: 256 keeps a chunk's widest
-            activations (56 x 256 x 64 floats) in the L2 cache; larger is slower.
+        chunk: pixel positions per network pass and thread: 256 keeps a chunk's
+            widest activations (56 x 256 x 64 floats) in the L2 cache; larger is slower.
+            LIDIA runs on torch's threads as far as CPUs are idle, else on one
+            (``restore.nets.threads.op_threads``).
         bn: "eval" (default: BatchNorm with its running statistics, folded into the
             linear maps) or "batch" (each image normalised with its own statistics,
             as the authors' code does: over the whole image for the neighbour-weight
