@@ -19,7 +19,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from restore.batch_inputs import plan_sources, single_source
+from restore.batch_inputs import Naming, plan_sources, single_source
 from restore.batch_options import BatchOptions, check_options, check_outputs_possible, check_tile, log_path
 from restore.batch_report import BatchReport, JobLog, ReportOnly
 from restore.batch_settings import earlier_settings, refuse_changed, settings_record
@@ -61,6 +61,11 @@ def run(
     save_samples: int = 0,
     scheduler: str | None = None,
     workers: int | None = None,
+    ext: str = "keep",
+    suffix: str = "",
+    quality: int | None = None,
+    recursive: bool = False,
+    strip_metadata: bool = False,
     on_record: Callable[[dict], None] | None = None,
     **model_options: Any,
 ) -> BatchReport:
@@ -87,15 +92,15 @@ def run(
     and images with an estimated sigma still run one by one, their tiles batched.
 
     Args:
-        inputs: a glob (``"photos/**/*.png"``, ``**`` recursive), a folder (its images,
-            not recursive), one image path, a list of paths, or an iterable of
+        inputs: a glob (``"photos/**/*.png"``, ``**`` recursive), a folder (its images;
+            ``recursive``: its sub-folders' too), one image path, a list of paths, or an iterable of
             images: numpy H x W [x C] (uint8, uint16 or float in [0, 1]; a 2nd/4th
             channel is alpha) or torch C x H x W / 1 x C x H x W floats in [0, 1].
         task: "denoise", "deblur", "sr" or "inpaint" (``restore.tasks``).
         model: a registered restorer (``restore.available()``) that does ``task``, or a
             restorer object (built with its options, or wrapped, e.g. by a deep-OT tuner).
-        out_dir: where results go: a file keeps its name, a glob's or folder's
-            sub-folders are kept; arrays become ``image_00000.png``, ... (16-bit for
+        out_dir: where results go: a file keeps its name (``ext`` and ``suffix`` change it),
+            a glob's sub-folders are kept (a folder's with ``recursive``); arrays become ``image_00000.png``, ... (16-bit for
             uint16 arrays). A glob takes no file inside ``out_dir`` (an earlier run's
             outputs), and an output that would be an input is refused.
         output: instead of ``out_dir``, the one output file of one input file (no log
@@ -130,6 +135,12 @@ def run(
         save_samples: write the first K posterior samples beside each output.
         scheduler: Dask scale-out of streamed rasters: "local" or "tcp://HOST:PORT".
         workers: LocalCluster workers (default: the CPU count).
+        ext: the outputs' format: "keep" (each input's), "png", "tif", "jpg" or "webp".
+        suffix: added to every output's stem (``a.png`` -> ``a_clean.png``); no path separator.
+        quality: JPEG / WebP quality, 1-100 (default 95); lossless formats ignore it.
+        recursive: a folder's sub-folders too, their tree kept under ``out_dir``.
+        strip_metadata: write no EXIF, ICC profile or XMP (by default a photo's are copied to
+            its output, EXIF orientation reset to 1: the reader turns the pixels upright).
         on_record: called with each input's record as soon as it is written.
         **model_options: the restorer's declared options (e.g. ``samples=50`` for vble;
             ``restore models NAME`` lists them); refused with a restorer object.
@@ -146,7 +157,8 @@ def run(
     opts = BatchOptions(task, sigma, kernel, scale, None if mask is None else os.fspath(mask), psf_mtf, sigma_poisson,
                         device, batch_size, tile, overlap, precision, seed, overwrite, value_range, max_pixels,
                         bit_depth, None if std_map is None else Path(std_map), save_samples, scheduler, workers,
-                        progress)
+                        progress, ext=ext, suffix=suffix, quality=quality, recursive=recursive,
+                        strip_metadata=strip_metadata)
     task_row(task)
     check_options(opts)
     name, options = _model(model, task, model_options)
@@ -154,11 +166,13 @@ def run(
         raise RestoreError("give out_dir (a folder for the outputs) or output (one output file), not both or neither")
     journal_path = log_path(None if out_dir is None else Path(out_dir), log)
     if output is not None:
+        if ext != "keep" or suffix:
+            raise RestoreError("ext and suffix name the outputs in out_dir: output= names the file itself")
         sources, count = iter([single_source(inputs, Path(output))]), 1
     else:
         if Path(out_dir).exists() and not Path(out_dir).is_dir():
             raise RestoreError(f"out_dir {out_dir} is a file; expected a folder")
-        sources, count = plan_sources(inputs, Path(out_dir))
+        sources, count = plan_sources(inputs, Path(out_dir), Naming(ext, suffix, recursive))
     settings = settings_record(opts, name, options)
     earlier = earlier_settings(journal_path)
     if count is not None:

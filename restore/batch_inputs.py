@@ -2,8 +2,10 @@
 
 Files keep their names under ``out_dir``; a glob or a folder keeps the
 sub-folders below its root, so that two ``a.png`` in different folders do not
-collide. Arrays become ``image_00000.png``, ``image_00001.png``, ... (16-bit PNG
-for uint16 arrays, 8-bit otherwise), numbered by their place in ``inputs``.
+collide (a folder's sub-folders are read with ``recursive``). Arrays become
+``image_00000.png``, ``image_00001.png``, ... (16-bit PNG for uint16 arrays,
+8-bit otherwise), numbered by their place in ``inputs``. ``Naming`` adds a
+suffix to every name and may change its format (``restore.batch_names``).
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from restore.batch_names import KEEP, output_name
 from restore.errors import RestoreError
 from restore.io import IMAGE_EXTENSIONS, MAX_PIXELS, ImageData, from_numpy_image, list_images, read_image
 from restore.pixel_values import check_finite, check_unit_range
@@ -45,7 +48,20 @@ class Source:
     error: str | None = None
 
 
-def plan_sources(inputs: Any, out_dir: Path) -> tuple[Iterator[Source], int | None]:
+@dataclass(frozen=True)
+class Naming:
+    """How outputs are named and which inputs a folder gives (see ``restore.batch_names``)."""
+
+    ext: str = KEEP
+    suffix: str = ""
+    recursive: bool = False
+
+    def under(self, out_dir: Path, name: Path) -> Path:
+        """Where the input ``name`` (relative to its root) goes in ``out_dir``."""
+        return out_dir / output_name(name, self.ext, self.suffix)
+
+
+def plan_sources(inputs: Any, out_dir: Path, naming: Naming = Naming()) -> tuple[Iterator[Source], int | None]:
     """The sources of ``inputs`` and how many there are (None for a one-pass iterator, read lazily).
 
     Raises:
@@ -53,7 +69,7 @@ def plan_sources(inputs: Any, out_dir: Path) -> tuple[Iterator[Source], int | No
             or two inputs (or an input and an output) that would share a file.
     """
     if isinstance(inputs, (str, os.PathLike)):
-        sources = _file_sources(Path(os.path.expanduser(os.fspath(inputs))), out_dir)
+        sources = _file_sources(Path(os.path.expanduser(os.fspath(inputs))), out_dir, naming)
         _refuse_collisions(sources)
         return iter(sources), len(sources)
     if isinstance(inputs, torch.Tensor) and inputs.ndim == 4:
@@ -61,11 +77,11 @@ def plan_sources(inputs: Any, out_dir: Path) -> tuple[Iterator[Source], int | No
     if isinstance(inputs, (np.ndarray, torch.Tensor)):
         raise RestoreError(f"inputs is a single {tuple(inputs.shape)} array: pass a list of images, e.g. [image]")
     if isinstance(inputs, (list, tuple)):
-        sources = [_item_source(i, item, out_dir) for i, item in enumerate(inputs)]
+        sources = [_item_source(i, item, out_dir, naming) for i, item in enumerate(inputs)]
         _refuse_collisions(sources)
         return iter(sources), len(sources)
     if isinstance(inputs, Iterable):
-        return _lazy_sources(inputs, out_dir), None
+        return _lazy_sources(inputs, out_dir, naming), None
     raise RestoreError(f"inputs must be {_INPUTS_HELP}; got a {type(inputs).__name__}")
 
 
@@ -94,14 +110,15 @@ def _checked(image: ImageData, label: str) -> ImageData:
 # ------------------------------------------------------------------ files
 
 
-def _file_sources(path: Path, out_dir: Path) -> list[Source]:
+def _file_sources(path: Path, out_dir: Path, naming: Naming) -> list[Source]:
     """Sources for a folder, one file or a glob (a path that exists is taken as it is, brackets and all)."""
     if path.is_dir():
-        root, files = path, list_images(path)
+        root, files = path, _outside(list_images(path, recursive=naming.recursive), path, out_dir)
         if not files:
-            raise RestoreError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in folder {path}")
+            raise RestoreError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in folder {path}"
+                               f"{'' if naming.recursive else ' (recursive=True reads its sub-folders)'}")
     elif path.exists():
-        return [Source(str(path), out_dir / path.name, path=path)]
+        return [Source(str(path), naming.under(out_dir, Path(path.name)), path=path)]
     elif _MAGIC.search(str(path)):
         prefix = _prefix(path.parts)
         root = Path(*prefix) if prefix else Path(".")
@@ -111,7 +128,7 @@ def _file_sources(path: Path, out_dir: Path) -> list[Source]:
             raise RestoreError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) match {path}")
     else:
         raise RestoreError(f"input not found: {path} (expected {_INPUTS_HELP})")
-    return [Source(str(f), out_dir / f.relative_to(root), path=f) for f in files]
+    return [Source(str(f), naming.under(out_dir, f.relative_to(root)), path=f) for f in files]
 
 
 def _prefix(parts: tuple[str, ...]) -> list[str]:
@@ -135,18 +152,18 @@ def _outside(files: list[Path], root: Path, out_dir: Path) -> list[Path]:
 # ------------------------------------------------------------------ lists and iterables
 
 
-def _item_source(index: int, item: Any, out_dir: Path) -> Source:
+def _item_source(index: int, item: Any, out_dir: Path, naming: Naming) -> Source:
     if isinstance(item, (str, os.PathLike)):
         path = Path(os.path.expanduser(os.fspath(item)))
-        return Source(str(path), out_dir / path.name, path=path)
-    return Source(f"array[{index}]", out_dir / f"image_{index:05d}.png", array=item)
+        return Source(str(path), naming.under(out_dir, Path(path.name)), path=path)
+    return Source(f"array[{index}]", naming.under(out_dir, Path(f"image_{index:05d}.png")), array=item)
 
 
-def _lazy_sources(inputs: Iterable, out_dir: Path) -> Iterator[Source]:
+def _lazy_sources(inputs: Iterable, out_dir: Path, naming: Naming) -> Iterator[Source]:
     """Sources one at a time: a clash is known only when it comes, so it fails that input alone."""
     seen: dict[Path, str] = {}
     for i, item in enumerate(inputs):
-        source = _item_source(i, item, out_dir)
+        source = _item_source(i, item, out_dir, naming)
         source.error = _clash(source, seen)
         yield source
 

@@ -7,6 +7,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from restore.batch_names import KEEP, OUTPUT_EXTENSIONS
 from restore.devices import check_device
 from restore.errors import RestoreError
 from restore.io import IMAGE_EXTENSIONS, check_output
@@ -43,6 +44,11 @@ class BatchOptions:
     scheduler: str | None = None
     workers: int | None = None
     progress: bool = True
+    ext: str = KEEP
+    suffix: str = ""
+    quality: int | None = None
+    recursive: bool = False
+    strip_metadata: bool = False
 
     def operator_spec(self) -> dict:
         """The operator options, as ``restore.operator_specs.build_operator`` takes them."""
@@ -77,6 +83,24 @@ def check_options(o: BatchOptions) -> None:
         raise RestoreError(f"bit_depth must be 8, 16 or 32 (float TIFF), got {o.bit_depth!r}")
     if o.value_range is not None and o.bit_depth is not None:
         raise RestoreError("value_range writes outputs in the input's units and type: drop bit_depth")
+    check_output_settings(o.ext, o.suffix, o.quality, recursive=o.recursive, strip_metadata=o.strip_metadata)
+
+
+def check_output_settings(ext: object, suffix: object, quality: object, **switches: object) -> None:
+    """Refuse output settings no file could be named or written with (the CLI checks them before naming files)."""
+    if not isinstance(ext, str) or ext not in OUTPUT_EXTENSIONS:
+        raise RestoreError(f"ext must be one of {', '.join(OUTPUT_EXTENSIONS)}, got {ext!r}")
+    if not isinstance(suffix, str):
+        raise RestoreError(f"suffix must be text, got {suffix!r}")
+    if any(c in suffix for c in ("/", "\\", "\0")):  # a backslash too: the names must work on every OS
+        raise RestoreError(f"suffix {suffix!r} must not hold '/', '\\' or NUL: it is added to file names "
+                           f"(out_dir says the folder)")
+    if quality is not None and (isinstance(quality, bool) or not isinstance(quality, numbers.Integral)
+                                or not 1 <= quality <= 100):
+        raise RestoreError(f"quality must be an integer from 1 to 100 (jpg, webp), got {quality!r}")
+    for name, value in switches.items():
+        if not isinstance(value, bool):
+            raise RestoreError(f"{name} must be True or False, got {value!r}")
 
 
 def check_tile(o: BatchOptions, model: str, halo: int) -> None:

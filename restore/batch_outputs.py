@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 
 from restore.errors import RestoreError
-from restore.io import ImageData, write_image
+from restore.io import NO_METADATA, ImageData, write_image
 from restore.restorers.base import Restoration
 
 
@@ -29,17 +29,23 @@ def resized_alpha(image: ImageData, shape: tuple[int, int]) -> np.ndarray | None
 
 
 def write_result(dst: Path, result: Restoration, image: ImageData, *, bit_depth: int, overwrite: bool,
-                 protect: list[Path], std_path: Path | None = None, samples: int = 0) -> list[Path]:
-    """Write the extras first, then the image (its presence means the input is done); returns every path written."""
+                 protect: list[Path], std_path: Path | None = None, samples: int = 0, quality: int | None = None,
+                 strip_metadata: bool = False) -> list[Path]:
+    """Write the extras first, then the image (its presence means the input is done); returns every path written.
+
+    The image carries the input's EXIF, ICC profile and XMP unless ``strip_metadata``.
+    """
     extras = write_extras(result, dst, std_path, samples, bit_depth, overwrite=overwrite, protect=protect,
-                          value_range=image.value_range)
+                          value_range=image.value_range, quality=quality)
     write_image(dst, result.image, bit_depth=bit_depth, alpha=resized_alpha(image, result.image.shape[-2:]),
-                overwrite=overwrite, protect=protect, value_range=image.value_range)
+                overwrite=overwrite, protect=protect, value_range=image.value_range, quality=quality,
+                metadata=NO_METADATA if strip_metadata else image.metadata)
     return [dst, *extras]
 
 
 def write_extras(result: Restoration, dst: Path, std_path: Path | None, samples: int, bit_depth: int, *,
-                 overwrite: bool, protect: list[Path], value_range: float | None = None) -> list[Path]:
+                 overwrite: bool, protect: list[Path], value_range: float | None = None,
+                 quality: int | None = None) -> list[Path]:
     """Write the std map (raw values in image units: float TIFF, or 16-bit PNG) and the first samples."""
     written = []
     if std_path is not None:
@@ -53,7 +59,7 @@ def write_extras(result: Restoration, dst: Path, std_path: Path | None, samples:
             raise RestoreError(f"the model gave fewer than {samples} posterior samples")
         for k, path in enumerate(sample_paths(dst, samples)):
             write_image(path, result.samples[k], bit_depth=bit_depth, overwrite=overwrite, protect=protect,
-                        value_range=value_range)
+                        value_range=value_range, quality=quality)
             written.append(path)
     return written
 

@@ -1,7 +1,8 @@
 """The settings each output of a batch was made with, and what a rerun does with outputs made otherwise.
 
 Each "done" record of the log carries the settings that decide its pixels
-(model, options, operator, tiling, precision, seed, value range). A rerun skips
+(model, options, operator, tiling, precision, seed, value range; quality and
+stripped metadata when set). A rerun skips
 an existing output only when the log says it was made with the same settings;
 one made otherwise is refused before any work (``overwrite=True`` redoes it).
 """
@@ -23,6 +24,8 @@ def settings_record(o: BatchOptions, model: str, options: dict) -> dict:
               "mask": o.mask, "psf_mtf": o.psf_mtf, "sigma_poisson": o.sigma_poisson, "tile": o.tile,
               "overlap": o.overlap, "precision": o.precision, "seed": o.seed, "value_range": o.value_range,
               "options": {k: _jsonable(v) for k, v in sorted(options.items())}}
+    # Recorded only when not the default, so that outputs logged before these settings existed still match.
+    values.update({k: v for k, v in (("quality", o.quality), ("strip_metadata", o.strip_metadata)) if v})
     return json.loads(json.dumps(values, default=repr))
 
 

@@ -142,7 +142,7 @@ class BatchWorker:
         try:
             write_result(source.output, result, ready.image, bit_depth=self._depth(ready.image), overwrite=o.overwrite,
                          protect=[source.path] if source.path is not None else [], std_path=std_path,
-                         samples=o.save_samples)
+                         samples=o.save_samples, quality=o.quality, strip_metadata=o.strip_metadata)
         except INPUT_ERRORS as e:
             self._record(source, "failed", ready, ready.seconds + share + perf_counter() - start, one_line(e))
             return

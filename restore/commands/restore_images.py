@@ -15,6 +15,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from restore.batch import run
+from restore.batch_options import check_output_settings
 from restore.commands.files import plan_outputs
 from restore.commands.tune_restorer import check_tuner_options, load_tuner
 from restore.commands.units import denoise_sigma_from_cli, poisson_from_cli, sigma_to_cli
@@ -60,6 +61,11 @@ class RestoreJob:
     std_map: Path | None = None
     perception: float | None = None
     tuner: Path | None = None
+    ext: str = "keep"
+    suffix: str | None = None  # None: "_restored" for a file restored beside itself, else none
+    quality: int | None = None
+    recursive: bool = False
+    strip_metadata: bool = False
     flags: dict[str, object] = field(default_factory=dict)  # OPTION_FLAGS given (None: not given)
     options: list[str] = field(default_factory=list)  # -O KEY=VALUE
 
@@ -74,8 +80,10 @@ def run_restore_job(job: RestoreJob) -> None:
     check_model(job.model, job.task)
     check_tuner_options(job.perception, job.tuner)
     options = restorer_options(job)
-    pairs = plan_outputs(job.inputs, job.output, "restored")
+    check_output_settings(job.ext, job.suffix or "", job.quality)  # before they name any file
+    pairs = plan_outputs(job.inputs, job.output, "restored", ext=job.ext, suffix=job.suffix, recursive=job.recursive)
     single = len(pairs) == 1 and not job.inputs.is_dir()
+    naming = {} if single else {"ext": job.ext, "suffix": job.suffix or "", "recursive": job.recursive}
     model = _restorer(job, options) if job.tuner is not None else job.model
     report = run(
         pairs[0][0] if single else job.inputs, task=job.task, model=model,
@@ -86,8 +94,8 @@ def run_restore_job(job: RestoreJob) -> None:
         overwrite=job.overwrite, progress=not job.quiet and sys.stderr.isatty(), value_range=job.value_range,
         max_pixels=MAX_PIXELS if job.max_pixels is None else (job.max_pixels or None), bit_depth=job.bit_depth,
         std_map=job.std_map, save_samples=int(job.flags.get("save_samples") or 0), scheduler=job.scheduler,
-        workers=job.workers, on_record=lambda record: _say_record(job, record, single),
-        **({} if job.tuner is not None else options))
+        workers=job.workers, quality=job.quality, strip_metadata=job.strip_metadata, **naming,
+        on_record=lambda record: _say_record(job, record, single), **({} if job.tuner is not None else options))
     for path in report.removed:
         _say(job, f"removed {path} (temp file of an interrupted run)")
     if report.failed:

@@ -84,6 +84,13 @@ def common_params(default_model: str) -> list[Param]:
         ("max_pixels", Optional[float], _opt(None, "--max-pixels", help=MAX_PIXELS_HELP, panel="Outputs")),
         ("std_map", Optional[Path], _opt(None, "--std-map", help="write the posterior std map (vble)",
                                          panel="Outputs")),
+        ("ext", str, _opt("keep", "--ext", help="output format: keep | png | tif | jpg | webp", panel="Outputs")),
+        ("suffix", Optional[str], _opt(None, "--suffix", help="added to output names, e.g. _clean", panel="Outputs")),
+        ("quality", Optional[int], _opt(None, "--quality", help="jpg/webp quality 1-100 (default 95)", panel="Outputs")),
+        ("recursive", bool, _opt(False, "--recursive", "-r", help="also sub-folders, tree kept under -o",
+                                 panel="Outputs")),
+        ("strip_metadata", bool, _opt(False, "--strip-metadata", help="write no EXIF, ICC profile or XMP",
+                                      panel="Outputs")),
         ("overwrite", bool, _opt(False, "--overwrite", help="replace existing outputs", panel="Outputs")),
         ("quiet", bool, _opt(False, "--quiet", "-q", help="no progress bar or messages", panel="Outputs")),
     ]

@@ -7,7 +7,7 @@ import re
 FLAGS = {name: "--" + name.replace("_", "-") for name in (
     "value_range", "max_pixels", "bit_depth", "overwrite", "tile", "overlap", "batch_size", "precision", "seed",
     "std_map", "save_samples", "psf_mtf", "sigma_poisson", "workers", "scheduler", "sigma", "kernel", "scale", "mask",
-    "out_dir", "output")}
+    "out_dir", "output", "ext", "suffix", "quality", "recursive", "strip_metadata")}
 FLAGS["out_dir"] = FLAGS["output"] = "-o"
 _KEYWORD = re.compile(r"\b(" + "|".join(FLAGS) + r")=(\S+?)(?=[,;)\s]|$)")
 _LEADING = re.compile(r"^(" + "|".join(FLAGS) + r")\b(?=[ (])")

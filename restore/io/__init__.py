@@ -1,4 +1,4 @@
-"""Read and write PNG, JPEG, TIFF and BMP images as float tensors in [0, 1].
+"""Read and write PNG, JPEG, TIFF, WebP and BMP images as float tensors in [0, 1].
 
 Conventions:
     * Pixels are float32 tensors of shape 1 x C x H x W holding the color (or
@@ -9,12 +9,16 @@ Conventions:
       through untouched as the original integer H x W numpy array.
     * Writes are atomic (temp file in the same folder, then ``os.replace``),
       never overwrite an input, and skip existing outputs unless asked.
+    * A photo's EXIF orientation is applied on read; its EXIF (orientation
+      reset to 1), ICC profile and XMP come with it (``ImageData.metadata``)
+      and are embedded again by ``write_image(..., metadata=...)``.
 
 The package's modules, one concept each: ``formats`` (extensions, signatures),
 ``arrays`` (numpy <-> torch), ``pixel_limit`` (sizes from headers),
 ``completeness`` (truncated files), ``opencv_codec`` (PNG, JPEG, BMP),
-``png_gray_alpha``, ``tiff_codec``, ``decoder_messages``, ``atomic`` (temp
-files, renames, leftovers), ``reading`` and ``writing``. Import from
+``png_gray_alpha``, ``tiff_codec``, ``webp_codec``, ``decoder_messages``,
+``metadata`` (EXIF, ICC, XMP), ``orientation``, ``embedding`` (metadata into
+encoded files), ``atomic`` (temp files, renames, leftovers), ``reading`` and ``writing``. Import from
 ``restore.io`` itself: the names below are its interface.
 
 Example:
@@ -27,6 +31,7 @@ from __future__ import annotations
 from restore.io.arrays import from_numpy_image, to_numpy_image
 from restore.io.atomic import TEMP_MARK, atomic_write, glob_escape, remove_stale_temps, stale_temps, temp_path
 from restore.io.formats import IMAGE_EXTENSIONS, PathLike
+from restore.io.metadata import NO_METADATA, PhotoMetadata
 from restore.io.pixel_limit import MAX_PIXELS, check_pixel_count
 from restore.io.reading import ImageData, list_images, read_image
 from restore.io.writing import check_output, write_image
@@ -34,9 +39,11 @@ from restore.io.writing import check_output, write_image
 __all__ = [
     "IMAGE_EXTENSIONS",
     "MAX_PIXELS",
+    "NO_METADATA",
     "TEMP_MARK",
     "ImageData",
     "PathLike",
+    "PhotoMetadata",
     "atomic_write",
     "check_output",
     "check_pixel_count",

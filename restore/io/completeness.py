@@ -1,4 +1,4 @@
-"""Is a PNG, JPEG or BMP file whole? Checked on its bytes, before decoding.
+"""Is a PNG, JPEG, BMP or WebP file whole? Checked on its bytes, before decoding.
 
 OpenCV decodes a truncated file partially (rows of grey) or not at all, without
 saying which, so completeness is checked here rather than trusted to the decoder.
@@ -15,8 +15,9 @@ from restore.io.formats import PNG_SIGNATURE
 
 
 def check_complete(p: Path, ext: str, data: bytes) -> None:
-    """Refuse a truncated or corrupt PNG, JPEG or BMP file (``ext``: its lower-case extension)."""
-    {".png": check_png_complete, ".bmp": check_bmp_complete}.get(ext, check_jpeg_complete)(p, data)
+    """Refuse a truncated or corrupt PNG, JPEG, BMP or WebP file (``ext``: its lower-case extension)."""
+    checks = {".png": check_png_complete, ".bmp": check_bmp_complete, ".webp": check_webp_complete}
+    checks.get(ext, check_jpeg_complete)(p, data)
 
 
 def check_png_complete(p: Path, data: bytes) -> None:
@@ -55,3 +56,11 @@ def check_bmp_complete(p: Path, data: bytes) -> None:
     if len(data) < 54 or size > len(data):
         raise RestoreError(f"{p}: truncated BMP ({len(data)} bytes, header says {size})")
 
+
+def check_webp_complete(p: Path, data: bytes) -> None:
+    """Require the RIFF header's "WEBP" form and as many bytes as its size says."""
+    if len(data) < 16 or data[8:12] != b"WEBP":
+        raise RestoreError(f"{p}: not a WebP image (a RIFF file of another kind)")
+    size = struct.unpack_from("<I", data, 4)[0] + 8
+    if size > len(data):
+        raise RestoreError(f"{p}: truncated WebP ({len(data)} bytes, header says {size})")

@@ -13,9 +13,12 @@ import numpy as np
 from restore.errors import RestoreError
 
 PathLike = str | os.PathLike
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
 TIFF_EXTENSIONS = (".tif", ".tiff")
 JPEG_EXTENSIONS = (".jpg", ".jpeg")
+LOSSY_EXTENSIONS = (*JPEG_EXTENSIONS, ".webp")  # the formats a quality setting applies to
+EIGHT_BIT_EXTENSIONS = (*JPEG_EXTENSIONS, ".bmp", ".webp")  # formats that hold 8 bits per sample only
+DEFAULT_QUALITY = 95  # JPEG and WebP quality, 1-100, when none is given
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _TIFF_SIGNATURES = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")  # little / big endian, classic / BigTIFF
 _SIGNATURES = {
@@ -25,8 +28,10 @@ _SIGNATURES = {
     ".tif": _TIFF_SIGNATURES,
     ".tiff": _TIFF_SIGNATURES,
     ".bmp": (b"BM",),
+    ".webp": (b"RIFF",),  # RIFF, then the size, then "WEBP" (checked with the file's completeness)
 }
-FORMAT_NAME = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF", ".bmp": "BMP"}
+FORMAT_NAME = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF", ".bmp": "BMP",
+               ".webp": "WebP"}
 
 
 def check_readable(p: Path) -> str:
@@ -55,7 +60,7 @@ def check_output_extension(p: Path) -> str:
     """Return the lower-case extension of an output path, or raise when no format goes by it."""
     ext = p.suffix.lower()
     if ext not in IMAGE_EXTENSIONS:
-        raise RestoreError(f"{p}: unknown output format {ext or '(no extension)'}; use .png, .jpg, .tif or .bmp")
+        raise RestoreError(f"{p}: unknown output format {ext or '(no extension)'}; use .png, .jpg, .tif, .webp or .bmp")
     return ext
 
 

@@ -1,4 +1,4 @@
-"""PNG, JPEG and BMP files decoded and encoded with OpenCV, in RGB order.
+"""PNG, JPEG and BMP files decoded and encoded with OpenCV, in RGB order (and WebP decoded).
 
 OpenCV works in BGR(A); these functions take and give RGB, gray stays gray
 (OpenCV expands gray + alpha PNGs to BGRA), and the alpha channel is split off.
@@ -13,10 +13,9 @@ import numpy as np
 from restore.errors import RestoreError
 from restore.io.completeness import check_complete
 from restore.io.decoder_messages import decoder_messages, first_line
-from restore.io.formats import FORMAT_NAME, JPEG_EXTENSIONS
+from restore.io.formats import DEFAULT_QUALITY, FORMAT_NAME, JPEG_EXTENSIONS
 from restore.io.png_gray_alpha import encode_png_gray_alpha
 
-JPEG_QUALITY = 95
 _PNG_GRAY_TYPES = (0, 4)  # PNG IHDR color types: gray, gray + alpha
 
 
@@ -58,8 +57,11 @@ def check_channels(p: Path, ext: str, channels: int) -> None:
         )
 
 
-def encode(p: Path, ext: str, color: np.ndarray, alpha: np.ndarray | None) -> bytes:
-    """Encode RGB or gray samples (and an alpha of the same dtype, or None) as a PNG, JPEG or BMP file's bytes."""
+def encode(p: Path, ext: str, color: np.ndarray, alpha: np.ndarray | None, quality: int = DEFAULT_QUALITY) -> bytes:
+    """Encode RGB or gray samples (and an alpha of the same dtype, or None) as a PNG, JPEG or BMP file's bytes.
+
+    ``quality`` (1-100) is JPEG's; PNG and BMP are lossless.
+    """
     channels = 1 if color.ndim == 2 else color.shape[2]
     check_channels(p, ext, channels)
     if ext == ".png" and channels == 1 and alpha is not None:
@@ -70,7 +72,7 @@ def encode(p: Path, ext: str, color: np.ndarray, alpha: np.ndarray | None) -> by
     bgr = color if channels == 1 else color[:, :, ::-1]
     if alpha is not None:
         bgr = np.concatenate([bgr, alpha[:, :, None]], axis=2)
-    params = [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY] if ext in JPEG_EXTENSIONS else []
+    params = [cv2.IMWRITE_JPEG_QUALITY, int(quality)] if ext in JPEG_EXTENSIONS else []
     ok, buf = cv2.imencode(ext, np.ascontiguousarray(bgr), params)
     if not ok:
         raise RestoreError(f"{p}: OpenCV could not encode the image as {FORMAT_NAME[ext]}")

@@ -1,6 +1,7 @@
 """Reading image files: ``read_image`` (one file, checked) and ``list_images`` (a folder's images)."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +20,8 @@ from restore.io.formats import (
     check_signature,
     check_value_range,
 )
+from restore.io.metadata import NO_METADATA, PhotoMetadata, read_metadata
+from restore.io.orientation import orient
 from restore.io.pixel_limit import MAX_PIXELS, check_max_pixels, check_pixel_count, header_size
 from restore.pixel_values import check_finite, check_unit_range
 
@@ -35,6 +38,7 @@ class ImageData:
         path: the file it came from.
         value_range: the stored value read as 1.0 when ``read_image`` was given one (write
             the result back with it to keep the input's units), else None.
+        metadata: the file's EXIF (orientation 1: ``pixels`` are upright), ICC profile and XMP.
     """
 
     pixels: torch.Tensor
@@ -42,13 +46,15 @@ class ImageData:
     bit_depth: int
     path: Path
     value_range: float | None = None  # the stored value that became 1.0, when one was given
+    metadata: PhotoMetadata = NO_METADATA
 
 
 def read_image(path: PathLike, *, value_range: float | None = None, max_pixels: float | None = MAX_PIXELS) -> ImageData:
     """Read a PNG, JPEG, TIFF or BMP image (8/16-bit, float TIFF; gray, RGB, +alpha).
 
     TIFF alpha is the extra sample flagged as alpha in the ExtraSamples tag;
-    other extra samples are bands. Only the first TIFF page is read.
+    other extra samples are bands. Only the first TIFF page is read. A PNG,
+    JPEG or WebP photo's EXIF orientation is applied: pixels (and alpha) come upright.
 
     Pixels are checked: NaN or inf values are refused (naming how many and the
     first one's place), and so is float data far outside [0, 1] (beyond [-1, 2],
@@ -74,7 +80,7 @@ def read_image(path: PathLike, *, value_range: float | None = None, max_pixels: 
     ext = check_readable(p)
     check_max_pixels(max_pixels)
     check_value_range(value_range)
-    color, alpha = _decode(p, ext, max_pixels)
+    color, alpha, metadata = _decode(p, ext, max_pixels)
     bit_depth = bit_depth_of(p, color.dtype)
     if bit_depth == 32:
         color = color.astype(np.float32, copy=False)
@@ -83,11 +89,12 @@ def read_image(path: PathLike, *, value_range: float | None = None, max_pixels: 
                            f"(at most {np.iinfo(color.dtype).max})")
     pixels = from_numpy_image(color, value_range)
     _check_pixels(p, pixels, value_range)
-    return ImageData(pixels=pixels, alpha=alpha, bit_depth=bit_depth, path=p, value_range=value_range)
+    return ImageData(pixels=pixels, alpha=alpha, bit_depth=bit_depth, path=p, value_range=value_range,
+                     metadata=metadata)
 
 
-def _decode(p: Path, ext: str, max_pixels: float | None) -> tuple[np.ndarray, np.ndarray | None]:
-    """(color samples, alpha or None) of a file whose extension is known, as stored."""
+def _decode(p: Path, ext: str, max_pixels: float | None) -> tuple[np.ndarray, np.ndarray | None, PhotoMetadata]:
+    """(color samples, alpha or None, metadata) of a file whose extension is known, upright."""
     try:
         if ext in TIFF_EXTENSIONS:
             with open(p, "rb") as fh:
@@ -98,7 +105,10 @@ def _decode(p: Path, ext: str, max_pixels: float | None) -> tuple[np.ndarray, np
         size = header_size(p, ext, data)
         if size is not None:
             check_pixel_count(p, *size, 3, max_pixels)
-        return opencv_codec.decode(p, ext, data)
+        color, alpha = opencv_codec.decode(p, ext, data)
+        metadata = read_metadata(data)
+        turn = metadata.orientation
+        return orient(color, turn), None if alpha is None else orient(alpha, turn), metadata.upright()
     except OSError as exc:
         raise RestoreError(f"{p}: cannot read file ({exc.strerror or exc})") from None
 
@@ -112,15 +122,23 @@ def _check_pixels(p: Path, pixels: torch.Tensor, value_range: float | None) -> N
         check_unit_range(pixels, str(p), f"value_range={value_range:g} is too small for them (try {{scale}} times larger)")
 
 
-def list_images(folder: PathLike) -> list[Path]:
-    """Return the image files (png, jpg, jpeg, tif, tiff, bmp) in a folder, sorted.
+def list_images(folder: PathLike, *, recursive: bool = False) -> list[Path]:
+    """Return the image files (png, jpg, jpeg, tif, tiff, bmp, webp) in a folder, sorted.
 
-    Not recursive. Hidden files are skipped; they include the temp files of
-    an interrupted ``write_image``.
+    ``recursive``: in its sub-folders too (hidden ones skipped). Hidden files are
+    skipped; they include the temp files of an interrupted ``write_image``.
     """
     d = Path(folder)
     if not d.is_dir():
         raise RestoreError(f"{d}: not a folder" if d.exists() else f"{d}: folder not found")
-    return sorted(
-        f for f in d.iterdir() if f.suffix.lower() in IMAGE_EXTENSIONS and not f.name.startswith(".") and f.is_file()
-    )
+    candidates = list(d.iterdir()) if not recursive else [Path(top) / name for top, _, names in _visible_walk(d)
+                                                          for name in names]
+    return sorted(f for f in candidates
+                  if f.suffix.lower() in IMAGE_EXTENSIONS and not f.name.startswith(".") and f.is_file())
+
+
+def _visible_walk(d: Path):
+    """``os.walk`` below ``d`` that does not enter hidden folders (``.git``, caches, thumbnails)."""
+    for top, folders, names in os.walk(d):
+        folders[:] = sorted(name for name in folders if not name.startswith("."))
+        yield top, folders, names

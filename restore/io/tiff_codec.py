@@ -2,6 +2,8 @@
 
 Only the first page is read: a GeoTIFF's full-resolution raster. Alpha is the
 extra sample flagged as alpha in the ExtraSamples tag; other extra samples are bands.
+A photo's ICC profile and XMP travel in their own tags; its EXIF (a sub-IFD
+tifffile does not write) and its orientation tag are left alone.
 """
 from __future__ import annotations
 
@@ -16,16 +18,19 @@ import tifffile
 
 from restore.errors import RestoreError
 from restore.io.decoder_messages import first_line
+from restore.io.metadata import NO_METADATA, PhotoMetadata
 from restore.io.pixel_limit import check_pixel_count
 
 _ALPHA_EXTRASAMPLES = (1, 2)  # TIFF ExtraSamples: associated / unassociated alpha
 _UNASSOCIATED_ALPHA = 2
 _UNSPECIFIED_SAMPLE = 0
 _PALETTE = 3  # TIFF Photometric: indexed color
+_ICC_TAG, _XMP_TAG = 34675, 700  # InterColorProfile, XMLPacket
+_BYTE = 1  # TIFF field type of the XMP packet
 
 
-def decode(p: Path, max_pixels: float | None = None) -> tuple[np.ndarray, np.ndarray | None]:
-    """Read the first page of a TIFF into (channels-last color bands, alpha or None)."""
+def decode(p: Path, max_pixels: float | None = None) -> tuple[np.ndarray, np.ndarray | None, PhotoMetadata]:
+    """Read the first page of a TIFF into (channels-last color bands, alpha or None, its ICC profile and XMP)."""
     try:
         with _quiet_tifffile(), tifffile.TiffFile(p) as tif:
             page = tif.pages[0]
@@ -35,7 +40,7 @@ def decode(p: Path, max_pixels: float | None = None) -> tuple[np.ndarray, np.nda
             check_pixel_count(p, shape.get("Y", 1), shape.get("X", 1), shape.get("S", 1), max_pixels)
             _check_complete(p, page, p.stat().st_size)
             arr = page.asarray()
-            return _split_alpha(p, page, arr)
+            return (*_split_alpha(p, page, arr), _metadata(page))
     except RestoreError:
         raise
     except Exception as exc:  # tifffile raises many types for bad files
@@ -60,6 +65,13 @@ def _check_complete(p: Path, page: tifffile.TiffPage, size: int) -> None:
         raise RestoreError(f"{p}: truncated TIFF (image data extends past the end of the file)")
 
 
+def _metadata(page: tifffile.TiffPage) -> PhotoMetadata:
+    icc, xmp = (page.tags.get(tag) for tag in (_ICC_TAG, _XMP_TAG))
+    found = [bytes(t.value) if t is not None and isinstance(t.value, (bytes, bytearray)) and t.value else None
+             for t in (icc, xmp)]
+    return PhotoMetadata(icc=found[0], xmp=found[1])
+
+
 def _split_alpha(p: Path, page: tifffile.TiffPage, arr: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     """Return channels-last color bands and the alpha band flagged by ExtraSamples."""
     axes = page.axes
@@ -80,8 +92,11 @@ def _split_alpha(p: Path, page: tifffile.TiffPage, arr: np.ndarray) -> tuple[np.
     return np.ascontiguousarray(color), np.ascontiguousarray(arr[:, :, k])
 
 
-def write(fh: BinaryIO, color: np.ndarray, alpha: np.ndarray | None) -> None:
-    """Write H x W (x C) samples, and alpha (same dtype) flagged as such, as a zlib-compressed TIFF."""
+def write(fh: BinaryIO, color: np.ndarray, alpha: np.ndarray | None, metadata: PhotoMetadata = NO_METADATA) -> None:
+    """Write H x W (x C) samples, and alpha (same dtype) flagged as such, as a zlib-compressed TIFF.
+
+    ``metadata``'s ICC profile and XMP are written in their tags (its EXIF is not).
+    """
     channels = 1 if color.ndim == 2 else color.shape[2]
     data = color if color.ndim == 3 else color[:, :, None]
     extrasamples: tuple[int, ...] = ()
@@ -95,7 +110,8 @@ def write(fh: BinaryIO, color: np.ndarray, alpha: np.ndarray | None) -> None:
         extrasamples = (_UNSPECIFIED_SAMPLE,) * n_bands + ((_UNASSOCIATED_ALPHA,) if alpha is not None else ())
     if data.shape[2] == 1:
         data = data[:, :, 0]
+    xmp = [(_XMP_TAG, _BYTE, len(metadata.xmp), metadata.xmp, True)] if metadata.xmp else []
     tifffile.imwrite(
         fh, data, photometric=photometric, planarconfig="contig",
-        extrasamples=extrasamples or None, compression="zlib",
+        extrasamples=extrasamples or None, compression="zlib", iccprofile=metadata.icc, extratags=xmp,
     )

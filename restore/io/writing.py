@@ -1,6 +1,7 @@
 """Writing image files: ``check_output`` (can this path hold the result?) and ``write_image`` (atomic, never over an input)."""
 from __future__ import annotations
 
+import numbers
 import os
 import warnings
 from collections.abc import Iterable
@@ -10,10 +11,13 @@ import numpy as np
 import torch
 
 from restore.errors import RestoreError
-from restore.io import opencv_codec, tiff_codec
+from restore.io import opencv_codec, tiff_codec, webp_codec
 from restore.io.arrays import to_numpy_image
 from restore.io.atomic import atomic_write
+from restore.io.embedding import embed
 from restore.io.formats import (
+    DEFAULT_QUALITY,
+    EIGHT_BIT_EXTENSIONS,
     JPEG_EXTENSIONS,
     TIFF_EXTENSIONS,
     PathLike,
@@ -21,6 +25,7 @@ from restore.io.formats import (
     check_value_range,
     depth_dtype,
 )
+from restore.io.metadata import NO_METADATA, PhotoMetadata
 
 
 def check_output(path: PathLike, bit_depth: int, *, channels: int | None = None, value_range: float | None = None) -> int:
@@ -48,7 +53,7 @@ def check_output(path: PathLike, bit_depth: int, *, channels: int | None = None,
 def _output_depth(p: Path, ext: str, bit_depth: int) -> int:
     if bit_depth not in (8, 16, 32):
         raise RestoreError(f"bit_depth must be 8, 16 or 32, got {bit_depth!r}")
-    if ext in (*JPEG_EXTENSIONS, ".bmp"):
+    if ext in EIGHT_BIT_EXTENSIONS:
         return 8  # these formats hold 8 bits only; higher depths fall back quietly
     if ext == ".png" and bit_depth == 32:
         raise RestoreError(f"{p}: PNG holds 8 or 16 bits: write a .tif for float (32-bit) output, or pass bit_depth=16")
@@ -64,23 +69,28 @@ def write_image(
     overwrite: bool = False,
     protect: Iterable[PathLike] = (),
     value_range: float | None = None,
+    quality: int | None = None,
+    metadata: PhotoMetadata = NO_METADATA,
 ) -> Path:
     """Write a 1 x C x H x W image in [0, 1] atomically; format from the extension.
 
     Pixels are clipped to [0, 1] and rounded to 8 or 16 bits (32: float32
-    TIFF, values as given). JPEG and BMP are 8-bit only: other depths fall
+    TIFF, values as given). JPEG, WebP and BMP are 8-bit only: other depths fall
     back to 8 without error. JPEG has no alpha: it is dropped with a warning.
     With ``value_range``, 1.0 is written as that value (the units the input was
     read in, e.g. 4095 for 12-bit data in 16 bits) instead of the type's maximum.
 
     Args:
-        path: output file: .png, .jpg/.jpeg, .tif/.tiff or .bmp.
+        path: output file: .png, .jpg/.jpeg, .tif/.tiff, .webp or .bmp.
         pixels: color channels, 1 x C x H x W (or C x H x W) float tensor.
         bit_depth: 8, 16 or 32 (TIFF only).
         alpha: H x W alpha array, converted to the output depth if needed.
         overwrite: replace an existing file at ``path``.
         protect: paths never to write over, whatever ``overwrite`` says (the inputs).
         value_range: the stored value of 1.0 (default: 255 / 65535 for integers, 1.0 for floats).
+        quality: JPEG and WebP quality, 1-100 (default 95); lossless formats ignore it.
+        metadata: EXIF, ICC profile and XMP to embed (PNG, JPEG, WebP; TIFF: ICC and XMP; BMP: none).
+            Its EXIF orientation should say how ``pixels`` are stored (``read_image`` gives 1).
 
     Returns:
         The path written.
@@ -97,6 +107,7 @@ def write_image(
     if p.exists() and not overwrite:
         raise RestoreError(f"{p}: already exists; pass overwrite=True to replace it")
     depth = check_output(p, bit_depth, value_range=value_range)
+    quality = _checked_quality(quality)
     color = to_numpy_image(pixels, depth_dtype(depth), value_range)
     if alpha is not None and ext in JPEG_EXTENSIONS:
         warnings.warn(f"{p}: JPEG has no alpha channel; the alpha channel is dropped", stacklevel=2)
@@ -104,11 +115,23 @@ def write_image(
     if alpha is not None:
         alpha = _convert_alpha(alpha, depth, color.shape[:2])
     if ext in TIFF_EXTENSIONS:
-        atomic_write(p, lambda fh: tiff_codec.write(fh, color, alpha))
+        tags = {"metadata": metadata} if metadata else {}
+        atomic_write(p, lambda fh: tiff_codec.write(fh, color, alpha, **tags))
+        return p
+    if ext == ".webp":
+        encoded = webp_codec.encode(p, color, alpha, quality, metadata)
     else:
-        encoded = opencv_codec.encode(p, ext, color, alpha)
-        atomic_write(p, lambda fh: fh.write(encoded))
+        encoded = embed(ext, opencv_codec.encode(p, ext, color, alpha, quality), metadata)
+    atomic_write(p, lambda fh: fh.write(encoded))
     return p
+
+
+def _checked_quality(quality: int | None) -> int:
+    if quality is None:
+        return DEFAULT_QUALITY
+    if isinstance(quality, bool) or not isinstance(quality, numbers.Integral) or not 1 <= quality <= 100:
+        raise RestoreError(f"quality must be an integer from 1 to 100, got {quality!r}")
+    return int(quality)
 
 
 def _check_not_protected(p: Path, protect: Iterable[PathLike]) -> None:

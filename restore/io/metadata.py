@@ -1,0 +1,80 @@
+"""Photo metadata (EXIF, ICC profile, XMP): what a PNG, JPEG or WebP file carries, read without decoding pixels.
+
+``ImageData.metadata`` describes the pixels as read, so its EXIF says
+orientation 1 once the reader has turned them upright. The writers embed it
+again in outputs that can hold it (``restore.io.embedding``, TIFF tags, WebP).
+"""
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass, replace
+
+from PIL import Image
+
+from restore.io.orientation import UPRIGHT, exif_orientation, reset_orientation
+
+EXIF_HEADER = b"Exif\x00\x00"  # how JPEG's APP1 (and Pillow's ``info``) start an EXIF block
+_PNG_XMP_KEY = "XML:com.adobe.xmp"
+
+
+@dataclass(frozen=True)
+class PhotoMetadata:
+    """A photo's metadata blocks, as stored (None: absent).
+
+    Attributes:
+        exif: the EXIF block in its TIFF structure, without the ``Exif`` header.
+        icc: the ICC colour profile.
+        xmp: the XMP packet (XML bytes).
+    """
+
+    exif: bytes | None = None
+    icc: bytes | None = None
+    xmp: bytes | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self.exif or self.icc or self.xmp)
+
+    @property
+    def orientation(self) -> int:
+        """The EXIF orientation, 1-8 (1: pixels stored upright, or no EXIF)."""
+        return exif_orientation(self.exif)
+
+    def upright(self) -> PhotoMetadata:
+        """The same metadata, for pixels already turned upright: EXIF orientation 1."""
+        if self.exif is None or self.orientation == UPRIGHT:
+            return self
+        return replace(self, exif=reset_orientation(self.exif))
+
+
+NO_METADATA = PhotoMetadata()
+
+
+def read_metadata(data: bytes) -> PhotoMetadata:
+    """The EXIF, ICC profile and XMP of a PNG, JPEG or WebP file's bytes (none when unreadable).
+
+    Metadata never fails a read: a file Pillow cannot parse (the pixel decoder
+    judges the file itself) simply has none.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a big photo's decompression-bomb warning: the pixel limit rules here
+            with Image.open(io.BytesIO(data)) as image:
+                info = dict(image.info)
+    except Exception:  # Pillow raises many types (and DecompressionBombError) for files it cannot parse
+        return NO_METADATA
+    return PhotoMetadata(exif=_exif(info.get("exif")), icc=_bytes(info.get("icc_profile")),
+                         xmp=_bytes(info.get("xmp") or info.get(_PNG_XMP_KEY)))
+
+
+def _exif(value: object) -> bytes | None:
+    block = _bytes(value)
+    if block is not None and block.startswith(EXIF_HEADER):
+        block = block[len(EXIF_HEADER):]
+    return block or None
+
+
+def _bytes(value: object) -> bytes | None:
+    if isinstance(value, str):
+        value = value.encode("utf-8")
+    return bytes(value) if isinstance(value, (bytes, bytearray)) and value else None
