@@ -29,8 +29,25 @@ typer.core.TyperOption.display_type_rich = _flag_type
 EXIT_CODES = "Exit codes: 0 success, 1 a bad input or option or a failed file, 2 a usage error, 3 an internal error " \
     "(please report it), 130 interrupted."
 # Plain (not rich) help: one line per option, so each task command's --help fits one screen.
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Image restoration toolkit.\n\n" + EXIT_CODES,
-                  rich_markup_mode=None)
+# Completion on: `restore --install-completion` (bash, zsh, fish, PowerShell) or `--show-completion`.
+app = typer.Typer(no_args_is_help=True, help="Image restoration toolkit.\n\n" + EXIT_CODES, rich_markup_mode=None)
+
+
+def _print_version(value: bool) -> None:
+    """``--version``: the installed package's version, from its metadata (no torch import)."""
+    if value:
+        from restore.commands.version import version_line
+
+        typer.echo(version_line())
+        raise typer.Exit()
+
+
+@app.callback()
+def _main_options(
+    version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                 help="print the version and exit"),
+) -> None:
+    """Image restoration toolkit."""
 
 
 def fail(message: str, code: int = 1) -> None:
@@ -120,6 +137,9 @@ def tune(
     psf_mtf: Optional[float] = typer.Option(None, "--psf-mtf", help=PSF_HELP),
     patch: int = typer.Option(1, help="latent patch side p (D = 96 p^2 dimensions; larger needs 8 D latent cells per set)"),
     local_mean: int = typer.Option(5, "--local-mean", help="latent cells of the local mean kept out of the map; 0: the paper's"),
+    autoencoder: Optional[str] = typer.Option(
+        None, "--autoencoder", help="latent space: a shipped autoencoder (default cae-a0483) or a local diffusers "
+        "AutoencoderKL folder (never downloaded)"),
     max_images: Optional[int] = typer.Option(None, "--max-images", help="use at most this many images of each folder"),
     seed: int = typer.Option(0, help="seed of stochastic models"),
     device: str = typer.Option("cpu", help="cpu, cuda, cuda:1, ..."),
@@ -134,7 +154,7 @@ def tune(
     job = TuneJob(
         model=model, task=task, restored_from=restored_from, natural=natural, output=output, sigma=sigma, kernel=kernel,
         scale=scale, psf_mtf=psf_mtf, patch=patch, local_mean=local_mean, max_images=max_images, seed=seed, device=device,
-        tile=tile, precision=precision, overwrite=overwrite, quiet=quiet,
+        tile=tile, precision=precision, overwrite=overwrite, quiet=quiet, autoencoder=autoencoder,
     )
     guarded(lambda: run_tune_job(job))
 
@@ -162,6 +182,25 @@ def bench(
     guarded(lambda: run_bench_command(
         task=task, datasets=dataset, models=models, output=output, sigmas=sigma or [], scales=scale or [], kernel=kernel,
         missing=missing or [], limit=limit, crop=crop, seed=seed, device=device, threads=threads, quiet=quiet))
+
+
+@app.command()
+def compare(
+    images: list[Path] = typer.Argument(..., help="images of one size to show side by side"),
+    output: Path = typer.Option(..., "-o", "--output", help="the grid image to write (.png, .tif, .jpg, ...)"),
+    ref: Optional[Path] = typer.Option(None, "--ref", help="clean reference: shown first; PSNR, SSIM under each panel"),
+    crop: Optional[str] = typer.Option(None, "--crop", help="X,Y,W,H: a region shown zoomed in a row of its own"),
+    labels: Optional[str] = typer.Option(None, "--labels", help="comma-separated panel names (default: file names)"),
+    columns: Optional[int] = typer.Option(None, "--columns", help="panels per row (default: all in one row)"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="replace an existing output"),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+) -> None:
+    """Images side by side in one labelled grid (scored against --ref; gray, RGB, 8- and 16-bit alike)."""
+    from restore.commands.compare_images import CompareJob, run_compare_job
+
+    job = CompareJob(images=images, output=output, reference=ref, crop=crop, labels=labels, columns=columns,
+                     overwrite=overwrite, quiet=quiet)
+    guarded(lambda: run_compare_job(job))
 
 
 @app.command()
