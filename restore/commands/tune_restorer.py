@@ -35,6 +35,7 @@ class TuneJob:
     psf_mtf: float | None = None
     patch: int = 1
     local_mean: int = 5
+    autoencoder: str | None = None  # a shipped autoencoder or a local diffusers AutoencoderKL folder
     max_images: int | None = None
     seed: int = 0
     device: str = "cpu"
@@ -51,15 +52,16 @@ def run_tune_job(job: TuneJob) -> None:
     _check_job(job)
     operator = build_operator(job.task, sigma=sigma_from_cli(job.sigma), kernel=job.kernel, scale=job.scale,
                               psf_mtf=job.psf_mtf)
+    autoencoder = _autoencoder(job.autoencoder)
     degraded = _read_folder(job.restored_from, "--restored-from", job.max_images)
     natural = _read_folder(job.natural, "--natural", job.max_images)
     restorer = load(job.model, device=job.device)
     start = time.perf_counter()
     tuner = DeepOT.calibrate(restorer, operator, degraded, natural, patch=job.patch, local_mean=job.local_mean, seed=job.seed,
-                             tile=job.tile, precision=job.precision)
+                             tile=job.tile, precision=job.precision, autoencoder=autoencoder)
     tuner.save(job.output)
     _say(job, f"wrote {job.output}: {job.model} {job.task}, {len(degraded)} restored + {len(natural)} natural images, "
-              f"{job.patch}x{job.patch} latent patches, {time.perf_counter() - start:.1f} s")
+              f"{job.patch}x{job.patch} latent patches of {tuner.codec.name}, {time.perf_counter() - start:.1f} s")
     note = tuner.calibration.scene_noise_note()
     if note:
         _say(job, f"note: {note}")
@@ -88,6 +90,19 @@ def _check_job(job: TuneJob) -> None:
         raise RestoreError(f"{job.output} exists (--overwrite to replace it)")
     if job.output.is_dir():
         raise RestoreError(f"-o {job.output} is a folder; give a file name such as lidia-s25.dot")
+
+
+def _autoencoder(given: str | None) -> str | Path:
+    """--autoencoder: a shipped name, or a local AutoencoderKL folder, refused (one line) before any image is read.
+
+    The folder is opened here once to check it; calibration opens it again (a second, against minutes of restoring).
+    """
+    from restore.tuners.codecs import open_codec
+    from restore.tuners.latent_codec import DEFAULT_AUTOENCODER
+
+    if given is None:
+        return DEFAULT_AUTOENCODER
+    return open_codec(given).name
 
 
 def _read_folder(folder: Path, option: str, limit: int | None) -> list[torch.Tensor]:

@@ -41,7 +41,9 @@ class Calibration:
         model: registry name of the restorer the source statistics come from.
         operator: :func:`describe_operator` of the degradation it inverted.
         patch: latent patch side p.
-        autoencoder: shipped autoencoder whose latent the patches are in.
+        autoencoder: the autoencoder whose latent the patches are in: a shipped name, or the
+            absolute path of a diffusers AutoencoderKL folder.
+        autoencoder_digest: that folder's sha256 (``kl_codec.folder_digest``); empty for a shipped one.
         channels: image channels calibrated on (1 or 3).
         local_mean: latent cells of the local mean taken off before the statistics (0: none, the paper's way).
         counts: images and latent patches behind each side.
@@ -57,6 +59,7 @@ class Calibration:
     autoencoder: str
     channels: int
     local_mean: int = 0
+    autoencoder_digest: str = ""
     counts: dict = field(default_factory=dict)
     versions: dict = field(default_factory=dict)
     diagnostics: dict = field(default_factory=dict)
@@ -140,7 +143,8 @@ def _calibration_from(doc: dict, tensors: dict[str, torch.Tensor]) -> Calibratio
         raise ValueError(f"source and target dimensions differ ({source.dim} vs {target.dim})")
     return Calibration(source=source, target=target, model=str(doc["model"]), operator=dict(doc["operator"]),
                        patch=int(doc["patch"]), autoencoder=str(doc["autoencoder"]), channels=int(doc["channels"]),
-                       local_mean=int(doc["local_mean"]), counts=counts, versions=dict(doc.get("versions", {})),
+                       local_mean=int(doc["local_mean"]), autoencoder_digest=str(doc.get("autoencoder_digest", "")),
+                       counts=counts, versions=dict(doc.get("versions", {})),
                        diagnostics=dict(doc.get("diagnostics", {})))
 
 

@@ -34,7 +34,8 @@ from restore.operators.base import Operator
 from restore.restorers.base import Restoration, Restorer
 from restore.tuners.calibration import Calibration, describe_operator, load_calibration, save_calibration
 from restore.tuners.gaussian_ot import GaussianMap, gelbrich_distance
-from restore.tuners.latent_codec import DECODER_REACH, DEFAULT_AUTOENCODER, ENCODER_REACH, STRIDE, LatentCodec, check_channels
+from restore.tuners.codecs import Codec, open_codec
+from restore.tuners.latent_codec import DECODER_REACH, DEFAULT_AUTOENCODER, ENCODER_REACH, STRIDE, check_channels
 from restore.tuners.latent_patches import fold_patches, split_local_mean, unfold_patches
 from restore.tuners.latent_stats import (
     DEFAULT_LOCAL_MEAN,
@@ -57,16 +58,19 @@ def check_perception(value: float) -> float:
     return float(value)
 
 
-def latent_footprint(patch: int, local_mean: int = 0) -> int:
+def latent_footprint(patch: int, local_mean: int = 0, codec: Codec | None = None) -> int:
     """Pixels of the restored image one tuned pixel depends on, rounded up to the latent stride.
 
     Encoder reach; the map in latent cells (a position hears the patches up to
     p - 1 cells away together, each patch of detail hears local_mean // 2 cells
     further); decoder reach; and up to one cell of grid alignment at a tile's top-left.
+    Of ``codec`` (default: our compressive autoencoder).
     """
+    stride, encoder, decoder = (codec.stride, codec.encoder_reach, codec.decoder_reach) if codec else (
+        STRIDE, ENCODER_REACH, DECODER_REACH)
     cells = patch - 1 + local_mean // 2
-    reach = ENCODER_REACH + DECODER_REACH + STRIDE * cells + STRIDE
-    return math.ceil(reach / STRIDE) * STRIDE
+    reach = encoder + decoder + stride * cells + stride
+    return math.ceil(reach / stride) * stride
 
 
 def tile_origins(noise: NoiseSource | None, count: int) -> list[tuple[int, int]]:
@@ -89,7 +93,8 @@ class DeepOT(Restorer):
         perception: alpha in [-1, 2].
         residual: add the transport's change to the restorer's output (default) rather
             than decode the transported latent directly (the paper).
-        codec: an already loaded autoencoder (default: the calibration's).
+        codec: an already loaded autoencoder (default: the calibration's, a shipped name or an
+            AutoencoderKL folder whose sha256 must match the one recorded).
 
     Example:
         >>> tuner = DeepOT.calibrate(restore.load("lidia"), op, noisy_images, clean_images)  # doctest: +SKIP
@@ -101,13 +106,14 @@ class DeepOT(Restorer):
     description = "deep optimal transport: latent Gaussian OT between a restorer's outputs and natural images"
 
     def __init__(self, restorer: Restorer, calibration: Calibration, *, perception: float = 1.0, residual: bool = True,
-                 codec: LatentCodec | None = None) -> None:
+                 codec: Codec | None = None) -> None:
         calibration.check_matches(restorer.name, calibration.task)
         self.inner = restorer
         self.calibration = calibration
         self.perception = check_perception(perception)
         self.residual = residual
-        self.codec = codec or LatentCodec(calibration.autoencoder, device=restorer.device)
+        self.codec = codec or open_codec(calibration.autoencoder, device=restorer.device,
+                                         digest=calibration.autoencoder_digest or None)
         expected = self.codec.latent_channels * calibration.patch**2
         if calibration.source.dim != expected:
             raise RestoreError(f"the tuner's statistics have {calibration.source.dim} dimensions; autoencoder "
@@ -119,7 +125,8 @@ class DeepOT(Restorer):
         self.channels = (calibration.channels,)
         self.stochastic = restorer.stochastic
         self.tile_multiple = restorer.tile_multiple
-        self.halo = restorer.halo + latent_footprint(calibration.patch, calibration.local_mean)
+        # An AutoencoderKL's GroupNorm and attention see the whole tile: there tiles agree only up to blending.
+        self.halo = restorer.halo + latent_footprint(calibration.patch, calibration.local_mean, self.codec)
         self.device = restorer.device
 
     # ---- calibration -------------------------------------------------------------
@@ -133,7 +140,7 @@ class DeepOT(Restorer):
         *,
         patch: int = DEFAULT_PATCH,
         local_mean: int = DEFAULT_LOCAL_MEAN,
-        autoencoder: str = DEFAULT_AUTOENCODER,
+        autoencoder: str | Path = DEFAULT_AUTOENCODER,
         perception: float = 1.0,
         seed: int = 0,
         tile: int = 512,
@@ -150,7 +157,8 @@ class DeepOT(Restorer):
             natural_images: clean images (list or tensor), 1 or 3 channels like the outputs.
             patch: latent patch side p (D = 96 p p).
             local_mean: latent cells of the local mean taken off before the statistics (0: the paper's raw latent).
-            autoencoder: shipped autoencoder weights.
+            autoencoder: a shipped autoencoder's name, or a local diffusers AutoencoderKL folder
+                (``restore.tuners.kl_codec``: its scaled posterior mean is the latent).
             perception: alpha of the returned tuner.
             seed: seeds stochastic restorers.
             tile: tile side the restorer runs with.
@@ -161,12 +169,12 @@ class DeepOT(Restorer):
         degraded = as_image_list(degraded_images, "degraded images")
         natural = as_image_list(natural_images, "natural images")
         _common_channels(degraded, natural)
-        codec = LatentCodec(autoencoder, device=restorer.device)
+        codec = open_codec(autoencoder, device=restorer.device)
         upscale = 1 / operator.scale
         _check_counts(codec.latent_channels * patch * patch, {
             "degraded images": [(round(x.shape[-2] * upscale), round(x.shape[-1] * upscale)) for x in degraded],
             "natural images": [tuple(x.shape[-2:]) for x in natural],
-        })
+        }, codec.stride)
         pipe = Pipeline(restorer, operator, tile=tile, seed=seed, device=restorer.device, precision=precision,
                         log=lambda _: None)
         restored = [pipe.run(y).image for y in degraded]
@@ -183,25 +191,25 @@ class DeepOT(Restorer):
         *,
         patch: int = DEFAULT_PATCH,
         local_mean: int = DEFAULT_LOCAL_MEAN,
-        autoencoder: str = DEFAULT_AUTOENCODER,
+        autoencoder: str | Path = DEFAULT_AUTOENCODER,
         perception: float = 1.0,
         residual: bool = True,
-        codec: LatentCodec | None = None,
+        codec: Codec | None = None,
     ) -> "DeepOT":
         """Fit the map from outputs ``restorer`` already gave for ``operator`` (args as for :meth:`calibrate`)."""
         restored = as_image_list(restored_images, "restored images")
         natural = as_image_list(natural_images, "natural images")
         channels = _common_channels(restored, natural)
-        codec = codec or LatentCodec(autoencoder, device=restorer.device)
+        codec = codec or open_codec(autoencoder, device=restorer.device)
         _check_counts(codec.latent_channels * patch * patch, {
             "restored images": [tuple(x.shape[-2:]) for x in restored],
             "natural images": [tuple(x.shape[-2:]) for x in natural],
-        })
+        }, codec.stride)
         source = latent_patch_stats(codec, restored, patch, local_mean)
         target = latent_patch_stats(codec, natural, patch, local_mean)
         calibration = Calibration(
             source=source, target=target, model=restorer.name, operator=describe_operator(operator), patch=patch,
-            autoencoder=codec.name, channels=channels, local_mean=local_mean, versions=_versions(),
+            autoencoder=codec.name, autoencoder_digest=codec.digest, channels=channels, local_mean=local_mean, versions=_versions(),
             counts={"restored_images": len(restored), "natural_images": len(natural),
                     "source_patches": source.count, "target_patches": target.count},
             # Whether the restorer's mark on the statistics stands out from what the choice of scenes does to them.
@@ -215,11 +223,18 @@ class DeepOT(Restorer):
         return save_calibration(self.calibration, path)
 
     @classmethod
-    def load(cls, path: str | Path, restorer: Restorer, *, perception: float = 1.0, residual: bool = True) -> "DeepOT":
-        """Wrap ``restorer`` with the calibration in tuner file ``path`` (refused if made for another model)."""
+    def load(cls, path: str | Path, restorer: Restorer, *, perception: float = 1.0, residual: bool = True,
+             autoencoder: str | Path | None = None) -> "DeepOT":
+        """Wrap ``restorer`` with the calibration in tuner file ``path`` (refused if made for another model).
+
+        ``autoencoder``: where the AutoencoderKL folder the file records now is, if it moved
+        (its sha256 must still match).
+        """
         calibration = load_calibration(path)
         calibration.check_matches(restorer.name, calibration.task)
-        return cls(restorer, calibration, perception=perception, residual=residual)
+        codec = None if autoencoder is None else open_codec(
+            autoencoder, device=restorer.device, digest=calibration.autoencoder_digest or None)
+        return cls(restorer, calibration, perception=perception, residual=residual, codec=codec)
 
     # ---- the Restorer protocol ------------------------------------------------------
     def to(self, device: str | torch.device) -> "DeepOT":
@@ -287,8 +302,8 @@ def _common_channels(degraded: list[torch.Tensor], natural: list[torch.Tensor]) 
     return a
 
 
-def _check_counts(dim: int, sizes: dict[str, list[tuple[int, int]]]) -> None:
+def _check_counts(dim: int, sizes: dict[str, list[tuple[int, int]]], stride: int) -> None:
     """Refuse too few images (by their output sizes) before any restoring is done: the restorer may take minutes."""
     for what, shapes in sizes.items():
-        count = sum(math.ceil(h / STRIDE) * math.ceil(w / STRIDE) for h, w in shapes)
+        count = sum(math.ceil(h / stride) * math.ceil(w / stride) for h, w in shapes)
         check_enough_samples(count, dim, what, per_image=count / len(shapes))

@@ -42,33 +42,40 @@ class Placement:
     right: int
     height: int
     width: int
+    stride: int = STRIDE  # pixels per latent cell of the autoencoder that padded it
 
     def latent_rows(self) -> slice:
-        """Latent rows whose 16-pixel block overlaps the image."""
-        return slice(self.top // STRIDE, -(-(self.top + self.height) // STRIDE))
+        """Latent rows whose stride x stride pixel block overlaps the image."""
+        return slice(self.top // self.stride, -(-(self.top + self.height) // self.stride))
 
     def latent_cols(self) -> slice:
-        return slice(self.left // STRIDE, -(-(self.left + self.width) // STRIDE))
+        return slice(self.left // self.stride, -(-(self.left + self.width) // self.stride))
 
 
-def placement(height: int, width: int, origin: tuple[int, int] = (0, 0)) -> Placement:
-    """Padding that puts the latent grid on multiples of STRIDE of the whole image, with at least MARGIN each side.
+def placement(height: int, width: int, origin: tuple[int, int] = (0, 0), stride: int = STRIDE,
+              margin: int = MARGIN) -> Placement:
+    """Padding that puts the latent grid on multiples of ``stride`` of the whole image, with at least ``margin`` each side.
 
     Args:
         height, width: the image (or tile) size.
         origin: (row, col) of its top-left pixel in the whole image.
+        stride: pixels per latent cell (16 for our autoencoder, 8 for Stable Diffusion's).
+        margin: replicate padding on every side, a multiple of ``stride``.
     """
-    top = MARGIN + origin[0] % STRIDE
-    left = MARGIN + origin[1] % STRIDE
-    bottom = MARGIN + (-(top + height + MARGIN)) % STRIDE
-    right = MARGIN + (-(left + width + MARGIN)) % STRIDE
-    return Placement(top, bottom, left, right, height, width)
+    top = margin + origin[0] % stride
+    left = margin + origin[1] % stride
+    bottom = margin + (-(top + height + margin)) % stride
+    right = margin + (-(left + width + margin)) % stride
+    return Placement(top, bottom, left, right, height, width, stride)
 
 
 class LatentCodec:
     """A frozen compressive autoencoder used as encoder/decoder of 1- or 3-channel images in [0, 1].
 
     Gray images go through as three equal channels and come back as their mean.
+    ``restore.tuners.kl_codec.AutoencoderKLCodec`` offers the same interface
+    for a local diffusers ``AutoencoderKL`` folder; ``restore.tuners.codecs.open_codec``
+    picks one from a name or a folder.
 
     Args:
         name: shipped autoencoder weights (``weights/<name>.safetensors``).
@@ -87,6 +94,13 @@ class LatentCodec:
         net.load_state_dict(state)
         self.net = net.requires_grad_(False).eval().to(self.device)
         self.latent_channels = net.cfg.m
+
+    # What deep OT asks of any codec: its grid, its reach, and what identifies its weights in a tuner file.
+    kind = "cae"
+    stride = STRIDE
+    encoder_reach = ENCODER_REACH
+    decoder_reach = DECODER_REACH
+    digest = ""  # shipped weights are verified by their manifest's sha256 instead
 
     def to(self, device: str | torch.device) -> "LatentCodec":
         self.device = torch.device(device)

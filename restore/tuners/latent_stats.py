@@ -7,11 +7,13 @@ from looking natural, with no pretrained classifier (Adrai et al. 2023).
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Iterable, Sequence
 
 import torch
 
 from restore.errors import RestoreError
+from restore.tuners.codecs import open_codec
 from restore.tuners.gaussian_ot import GaussianStats, StatsAccumulator, gelbrich_distance
 from restore.tuners.latent_codec import DEFAULT_AUTOENCODER, LatentCodec
 from restore.tuners.latent_patches import split_local_mean, unfold_patches
@@ -109,7 +111,7 @@ def check_enough_samples(count: int, dim: int, what: str, per_image: float) -> N
 
 
 def latent_w2(images_a: torch.Tensor | Sequence[torch.Tensor], images_b: torch.Tensor | Sequence[torch.Tensor], *,
-              patch: int = 1, autoencoder: str = DEFAULT_AUTOENCODER,
+              patch: int = 1, autoencoder: str | Path = DEFAULT_AUTOENCODER,
               codec: LatentCodec | None = None) -> float:
     """Squared Gelbrich (Gaussian W2) distance between the latent patch statistics of two image sets.
 
@@ -118,10 +120,10 @@ def latent_w2(images_a: torch.Tensor | Sequence[torch.Tensor], images_b: torch.T
     Args:
         images_a, images_b: B x C x H x W tensors or lists of images in [0, 1] (1 or 3 channels).
         patch: latent patch side p (D = 96 p p; p = 1 keeps a dozen 256 x 256 images at 32 samples per dimension).
-        autoencoder: shipped autoencoder whose latent is used (ignored when ``codec`` is given).
+        autoencoder: a shipped autoencoder or a local AutoencoderKL folder (ignored when ``codec`` is given).
         codec: an already loaded :class:`LatentCodec`.
     """
-    codec = codec or LatentCodec(autoencoder)
+    codec = codec or open_codec(autoencoder)
     a = latent_patch_stats(codec, as_image_list(images_a, "images_a"), patch)
     b = latent_patch_stats(codec, as_image_list(images_b, "images_b"), patch)
     return gelbrich_distance(a, b)

@@ -1,0 +1,42 @@
+"""Which autoencoder deep OT works in: one of ours by name, or a local diffusers AutoencoderKL folder by path."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Union
+
+import torch
+
+from restore.errors import RestoreError
+from restore.tuners.kl_codec import AutoencoderKLCodec
+from restore.tuners.latent_codec import LatentCodec
+from restore.weights import WEIGHTS_DIR
+
+Codec = Union[LatentCodec, AutoencoderKLCodec]
+
+
+def open_codec(autoencoder: str | Path, device: str | torch.device = "cpu", digest: str | None = None) -> Codec:
+    """The codec ``autoencoder`` names: an existing folder is an AutoencoderKL, a bare name a shipped autoencoder.
+
+    Args:
+        autoencoder: a shipped compressive autoencoder (``cae-a0483``) or a local AutoencoderKL folder.
+        device: where the networks run.
+        digest: for a folder, the sha256 a tuner file recorded for it (refused if the folder now holds other weights).
+
+    Raises:
+        RestoreError: a name that is neither, e.g. a hub id (nothing is downloaded).
+    """
+    text = str(autoencoder)
+    if Path(text).expanduser().is_dir():
+        return AutoencoderKLCodec(text, device=device, digest=digest)
+    if isinstance(autoencoder, str) and "/" not in text and "\\" not in text and shipped_autoencoder(text):
+        return LatentCodec(text, device=device)
+    raise RestoreError(f"autoencoder '{text}' is neither a shipped autoencoder ({', '.join(shipped_autoencoders())}) "
+                       "nor a local diffusers AutoencoderKL folder (restore downloads nothing: hub ids are refused)")
+
+
+def shipped_autoencoder(name: str) -> bool:
+    return (WEIGHTS_DIR / f"{name}.safetensors").is_file()  # LatentCodec refuses weights of another net
+
+
+def shipped_autoencoders() -> list[str]:
+    return sorted(p.stem for p in WEIGHTS_DIR.glob("cae-*.safetensors"))
