@@ -186,8 +186,12 @@ def _clash(source: Source, seen: dict[Path, str]) -> str | None:
     if source.path is not None and source.path.resolve() == dst:
         return f"{source.output} is the input {source.label}; choose another out_dir"
     if dst in seen:
-        return (f"{source.label} and {seen[dst]} would both be written to {source.output}; "
-                f"give a glob or a folder to keep their sub-folders apart")
+        # Two files of one folder meet only when ext gave them one format (a.png, a.tif -> a.jpg).
+        here, there = Path(source.label), Path(seen[dst])
+        same_folder = source.path is not None and here.parent == there.parent and here.name != there.name
+        advice = ("keep each input's format (ext=keep) or rename one" if same_folder
+                  else "give a glob or a folder to keep their sub-folders apart")
+        return f"{source.label} and {seen[dst]} would both be written to {source.output}; {advice}"
     seen[dst] = source.label
     return None
 

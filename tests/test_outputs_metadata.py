@@ -111,6 +111,23 @@ def test_tiff_outputs_keep_icc_and_xmp_and_16_bit(tmp_path, rgb):
     assert back.bit_depth == 16 and back.metadata.icc == ICC and back.metadata.xmp == XMP
 
 
+def test_a_tiff_photos_icc_profile_goes_to_a_png_output(tmp_path, rgb):
+    tiff = write_image(tmp_path / "in.tif", torch.from_numpy(rgb).permute(2, 0, 1)[None] / 255.0,
+                       metadata=PhotoMetadata(icc=ICC))
+    report = restore.run(tiff, task="denoise", model="nlm", sigma=SIGMA, out_dir=tmp_path / "out", ext="png",
+                         progress=False)
+    assert report.done == 1 and blocks(tmp_path / "out" / "in.png")["icc"] == ICC
+
+
+def test_an_icc_profile_of_other_channels_is_not_written(tmp_path):
+    rgb_profile = PhotoMetadata(icc=ICC, xmp=XMP)  # an sRGB profile on a gray result (as a CMYK photo's, once RGB)
+    for ext in (".png", ".jpg", ".tif"):
+        gray = read_image(write_image(tmp_path / f"g{ext}", torch.rand(1, 1, 16, 16), metadata=rgb_profile))
+        assert gray.metadata == PhotoMetadata(xmp=XMP)
+    webp = read_image(write_image(tmp_path / "g.webp", torch.rand(1, 1, 16, 16), metadata=rgb_profile))
+    assert webp.metadata.icc == ICC  # WebP stores gray as RGB: the profile fits
+
+
 def test_16_bit_png_keeps_its_depth_and_carries_the_metadata(tmp_path, rgb):
     metadata = PhotoMetadata(exif=exif(1).tobytes()[6:], icc=ICC, xmp=XMP)
     out = write_image(tmp_path / "deep.png", torch.rand(1, 3, 20, 30), bit_depth=16, metadata=metadata)
@@ -192,6 +209,22 @@ def test_run_names_outputs_keeps_the_tree_and_resumes_by_the_new_names(tmp_path,
     assert not (out / ".cache").exists()
 
 
+def test_quality_and_strip_metadata_are_settings_a_rerun_must_match(tmp_path, photos):
+    args = dict(task="denoise", model="nlm", sigma=SIGMA, out_dir=tmp_path / "out", progress=False)
+    assert restore.run(photos / "top.jpg", quality=80, **args).done == 1
+    with pytest.raises(RestoreError, match="made with other settings"):
+        restore.run(photos / "top.jpg", quality=70, **args)
+    with pytest.raises(RestoreError, match="made with other settings"):
+        restore.run(photos / "top.jpg", quality=80, strip_metadata=True, **args)
+    assert restore.run(photos / "top.jpg", quality=80, **args).skipped == 1
+
+
+def test_arrays_are_named_by_ext_and_suffix(tmp_path, rgb):
+    report = restore.run([rgb], task="denoise", model="nlm", sigma=SIGMA, out_dir=tmp_path, ext="jpg", suffix="_d",
+                         progress=False)
+    assert report.done == 1 and (tmp_path / "image_00000_d.jpg").is_file()
+
+
 def test_without_recursive_a_folder_of_sub_folders_says_how(tmp_path, photos):
     (photos / "top.jpg").unlink()
     with pytest.raises(RestoreError, match="recursive=True"):
@@ -227,7 +260,7 @@ def test_two_inputs_renamed_onto_one_output_are_refused(tmp_path, rgb):
     folder.mkdir()
     for name in ("a.png", "a.tif"):
         write_image(folder / name, torch.from_numpy(rgb).permute(2, 0, 1)[None] / 255.0)
-    with pytest.raises(RestoreError, match="would both be written to"):
+    with pytest.raises(RestoreError, match="would both be written to .*a.jpg; keep each input's format"):
         restore.run(folder, task="denoise", model="nlm", sigma=SIGMA, out_dir=tmp_path / "out", ext="jpg",
                     progress=False)
 

@@ -15,6 +15,8 @@ from PIL import Image
 from restore.io.orientation import UPRIGHT, exif_orientation, reset_orientation
 
 EXIF_HEADER = b"Exif\x00\x00"  # how JPEG's APP1 (and Pillow's ``info``) start an EXIF block
+# An ICC profile's data colour space (header bytes 16-20) -> the colour channels it describes.
+_ICC_CHANNELS = {b"GRAY": 1, b"RGB ": 3}
 _PNG_XMP_KEY = "XML:com.adobe.xmp"
 
 
@@ -45,6 +47,12 @@ class PhotoMetadata:
         if self.exif is None or self.orientation == UPRIGHT:
             return self
         return replace(self, exif=reset_orientation(self.exif))
+
+    def for_channels(self, channels: int) -> PhotoMetadata:
+        """The same metadata without an ICC profile that describes other channels (a CMYK JPEG's, once RGB)."""
+        if self.icc is None or _ICC_CHANNELS.get(self.icc[16:20]) == channels:
+            return self
+        return replace(self, icc=None)
 
 
 NO_METADATA = PhotoMetadata()

@@ -114,6 +114,8 @@ def write_image(
         alpha = None
     if alpha is not None:
         alpha = _convert_alpha(alpha, depth, color.shape[:2])
+    stored_channels = 3 if ext == ".webp" else 1 if color.ndim == 2 else color.shape[2]  # WebP stores gray as RGB
+    metadata = metadata.for_channels(stored_channels)
     if ext in TIFF_EXTENSIONS:
         tags = {"metadata": metadata} if metadata else {}
         atomic_write(p, lambda fh: tiff_codec.write(fh, color, alpha, **tags))
