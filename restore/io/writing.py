@@ -70,7 +70,7 @@ def write_image(
     protect: Iterable[PathLike] = (),
     value_range: float | None = None,
     quality: int | None = None,
-    metadata: PhotoMetadata = NO_METADATA,
+    metadata: PhotoMetadata | None = NO_METADATA,
 ) -> Path:
     """Write a 1 x C x H x W image in [0, 1] atomically; format from the extension.
 
@@ -115,9 +115,9 @@ def write_image(
     if alpha is not None:
         alpha = _convert_alpha(alpha, depth, color.shape[:2])
     stored_channels = 3 if ext == ".webp" else 1 if color.ndim == 2 else color.shape[2]  # WebP stores gray as RGB
-    metadata = metadata.for_channels(stored_channels)
+    metadata = (metadata or NO_METADATA).for_channels(stored_channels)
     if ext in TIFF_EXTENSIONS:
-        tags = {"metadata": metadata} if metadata else {}
+        tags = {"metadata": metadata} if metadata else {}  # the plain call when there is nothing to tag
         atomic_write(p, lambda fh: tiff_codec.write(fh, color, alpha, **tags))
         return p
     if ext == ".webp":
