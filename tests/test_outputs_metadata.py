@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import io
 import json
+import struct
+import zlib
 
 import cv2
 import numpy as np
@@ -15,6 +17,7 @@ import restore
 from restore.cli import app
 from restore.errors import RestoreError
 from restore.io import PhotoMetadata, list_images, read_image, write_image
+from restore.io.metadata import read_metadata
 from restore.io.orientation import exif_orientation, reset_orientation
 
 ICC = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
@@ -89,6 +92,17 @@ def test_reset_orientation_keeps_every_other_byte():
     assert exif_orientation(raw) == 8 and exif_orientation(reset) == 1
     assert len(reset) == len(raw) and sum(a != b for a, b in zip(raw, reset)) == 1
     assert exif_orientation(b"not exif") == 1 and reset_orientation(b"") == b""
+
+
+def test_metadata_of_a_photo_over_pillows_bomb_limit_is_still_read():
+    # A 200 Mpx photo is within restore's pixel limit (268 Mpx) but over Pillow's open() limit (179 Mpx).
+    def chunk(tag: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
+
+    header = chunk(b"IHDR", struct.pack(">IIBBBBB", 16320, 12240, 8, 2, 0, 0, 0))
+    png = b"\x89PNG\r\n\x1a\n" + header + chunk(b"iCCP", b"p\x00\x00" + zlib.compress(ICC)) + chunk(b"IEND", b"")
+    assert read_metadata(".png", png).icc == ICC
+    assert not read_metadata(".png", b"not a png") and not read_metadata(".bmp", png)
 
 
 # ---------------------------------------------------------------- metadata copied to outputs

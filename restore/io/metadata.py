@@ -10,7 +10,7 @@ import io
 import warnings
 from dataclasses import dataclass, replace
 
-from PIL import Image
+from PIL import JpegImagePlugin, PngImagePlugin, WebPImagePlugin
 
 from restore.io.orientation import UPRIGHT, exif_orientation, reset_orientation
 
@@ -18,6 +18,10 @@ EXIF_HEADER = b"Exif\x00\x00"  # how JPEG's APP1 (and Pillow's ``info``) start a
 # An ICC profile's data colour space (header bytes 16-20) -> the colour channels it describes.
 _ICC_CHANNELS = {b"GRAY": 1, b"RGB ": 3}
 _PNG_XMP_KEY = "XML:com.adobe.xmp"
+# Pillow's parsers by extension, called directly: ``Image.open`` would refuse a photo over its
+# decompression-bomb limit (179 Mpx; a 200 MP phone shot) although the pixel limit here is 268 Mpx.
+_PARSERS = {".png": PngImagePlugin.PngImageFile, ".jpg": JpegImagePlugin.JpegImageFile,
+            ".jpeg": JpegImagePlugin.JpegImageFile, ".webp": WebPImagePlugin.WebPImageFile}
 
 
 @dataclass(frozen=True)
@@ -58,18 +62,21 @@ class PhotoMetadata:
 NO_METADATA = PhotoMetadata()
 
 
-def read_metadata(data: bytes) -> PhotoMetadata:
-    """The EXIF, ICC profile and XMP of a PNG, JPEG or WebP file's bytes (none when unreadable).
+def read_metadata(ext: str, data: bytes) -> PhotoMetadata:
+    """The EXIF, ICC profile and XMP of a PNG, JPEG or WebP file's bytes (none for BMP, or when unreadable).
 
-    Metadata never fails a read: a file Pillow cannot parse (the pixel decoder
-    judges the file itself) simply has none.
+    Only the headers are parsed, never the pixels. Metadata never fails a read: a
+    file Pillow cannot parse (the pixel decoder judges the file itself) simply has none.
     """
+    parser = _PARSERS.get(ext)
+    if parser is None:
+        return NO_METADATA
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # a big photo's decompression-bomb warning: the pixel limit rules here
-            with Image.open(io.BytesIO(data)) as image:
+            warnings.simplefilter("ignore")  # Pillow's warnings about odd chunks: the pixel decoder judges the file
+            with parser(io.BytesIO(data)) as image:
                 info = dict(image.info)
-    except Exception:  # Pillow raises many types (and DecompressionBombError) for files it cannot parse
+    except Exception:  # Pillow raises many types for files it cannot parse
         return NO_METADATA
     return PhotoMetadata(exif=_exif(info.get("exif")), icc=_bytes(info.get("icc_profile")),
                          xmp=_bytes(info.get("xmp") or info.get(_PNG_XMP_KEY)))

@@ -106,7 +106,7 @@ def _decode(p: Path, ext: str, max_pixels: float | None) -> tuple[np.ndarray, np
         if size is not None:
             check_pixel_count(p, *size, 3, max_pixels)
         color, alpha = opencv_codec.decode(p, ext, data)
-        metadata = read_metadata(data)
+        metadata = read_metadata(ext, data)
         turn = metadata.orientation
         return orient(color, turn), None if alpha is None else orient(alpha, turn), metadata.upright()
     except OSError as exc:
