@@ -135,7 +135,7 @@ def tune(
     kernel: Optional[str] = typer.Option(None, help=KERNEL_HELP),
     scale: Optional[int] = typer.Option(None, help="super-resolution factor 2, 3 or 4 (sr)"),
     psf_mtf: Optional[float] = typer.Option(None, "--psf-mtf", help=PSF_HELP),
-    patch: int = typer.Option(1, help="latent patch side p (D = 96 p^2 dimensions; larger needs 8 D latent cells per set)"),
+    patch: int = typer.Option(1, help="latent patch side p (D = latent channels x p^2; larger needs 8 D latent cells per set)"),
     local_mean: int = typer.Option(5, "--local-mean", help="latent cells of the local mean kept out of the map; 0: the paper's"),
     autoencoder: Optional[str] = typer.Option(
         None, "--autoencoder", help="latent space: a shipped autoencoder (default cae-a0483) or a local diffusers "

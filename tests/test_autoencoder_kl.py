@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -142,6 +143,21 @@ def test_tuner_file_records_the_folder_and_its_weights(tuner, vae_dir, tmp_path)
         DeepOT.load(path, Smoother(), autoencoder=other)
     doc = load_calibration(path)
     assert doc.autoencoder_digest == tuner.calibration.autoencoder_digest
+    gone = replace(doc, autoencoder=str(tmp_path / "deleted"))
+    with pytest.raises(RestoreError, match="folder this tuner was calibrated in is gone"):
+        DeepOT(Smoother(), gone)
+
+
+def test_tiles_run_through_the_pipeline(tuner):
+    """Tiled runs give whole outputs; they agree with one whole-image call only up to blending, since
+    the AutoencoderKL's GroupNorm (and mid-block attention) see the whole tile (see kl_codec)."""
+    from restore.pipeline import Pipeline
+
+    op = Denoise(sigma=SIGMA)
+    x = torch.rand(1, 3, 120, 90, generator=torch.Generator().manual_seed(3))
+    tiled = Pipeline(tuner, op, tile=64, batch_size=2)(x)
+    assert tiled.shape == x.shape and torch.isfinite(tiled).all()
+    assert torch.equal(tiled, Pipeline(tuner, op, tile=64, batch_size=2)(x))
 
 
 def test_bad_autoencoders_are_refused_in_one_line(tmp_path, vae_dir):
@@ -203,7 +219,7 @@ def cli_folders(tmp_path_factory, sets):
 def test_cli_tune_with_an_autoencoder_kl_then_denoise(cli_folders, vae_dir, tmp_path):
     from restore.io import read_image
 
-    tuner = tmp_path / "bicubic-kl.dot"
+    tuner = tmp_path / "nlm-kl.dot"
     tune = ["tune", "--model", "nlm", "--task", "denoise", "--sigma", 25, "--restored-from", cli_folders / "noisy",
             "--natural", cli_folders / "natural", "--tile", 0]
     result = invoke(*tune, "--autoencoder", vae_dir, "-o", tuner)

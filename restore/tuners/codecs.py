@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Union
 
 import torch
+from safetensors import safe_open
 
 from restore.errors import RestoreError
 from restore.tuners.kl_codec import AutoencoderKLCodec
@@ -28,6 +29,9 @@ def open_codec(autoencoder: str | Path, device: str | torch.device = "cpu", dige
     text = str(autoencoder)
     if Path(text).expanduser().is_dir():
         return AutoencoderKLCodec(text, device=device, digest=digest)
+    if digest:  # a tuner file's AutoencoderKL folder, since moved or deleted
+        raise RestoreError(f"the AutoencoderKL folder this tuner was calibrated in is gone: {text} (put it back, "
+                           "pass its new place as DeepOT.load(..., autoencoder=FOLDER), or calibrate again)")
     if isinstance(autoencoder, str) and "/" not in text and "\\" not in text and shipped_autoencoder(text):
         return LatentCodec(text, device=device)
     raise RestoreError(f"autoencoder '{text}' is neither a shipped autoencoder ({', '.join(shipped_autoencoders())}) "
@@ -39,4 +43,10 @@ def shipped_autoencoder(name: str) -> bool:
 
 
 def shipped_autoencoders() -> list[str]:
-    return sorted(p.stem for p in WEIGHTS_DIR.glob("cae-*.safetensors"))
+    """Shipped weights holding an analysis transform (``g_a``): not VBLE-xz's variance decoders."""
+    names = []
+    for path in sorted(WEIGHTS_DIR.glob("cae-*.safetensors")):
+        with safe_open(str(path), framework="pt") as f:  # reads the header only
+            if "g_a.0.weight" in f.keys():
+                names.append(path.stem)
+    return names

@@ -18,6 +18,9 @@ Two departures from the paper, both measured (models/deep-ot/README.md):
   Two sets of 16 scenes differ in colour and shading far more than a restorer
   changes an image, and the paper's raw-latent map imprints that difference
   (a colour cast) on every output. ``local_mean=0`` is the paper's way.
+
+The latent is our compressive autoencoder's by default, or, as in the paper, a
+local diffusers AutoencoderKL folder's (``autoencoder=FOLDER``, ``restore.tuners.kl_codec``).
 """
 from __future__ import annotations
 
@@ -155,7 +158,7 @@ class DeepOT(Restorer):
             operator: the degradation ``degraded_images`` were made with.
             degraded_images: measurements (B x C x H x W tensor or list of images).
             natural_images: clean images (list or tensor), 1 or 3 channels like the outputs.
-            patch: latent patch side p (D = 96 p p).
+            patch: latent patch side p (D = latent channels x p p: 96 p p for ours, 4 p p for an SD AutoencoderKL).
             local_mean: latent cells of the local mean taken off before the statistics (0: the paper's raw latent).
             autoencoder: a shipped autoencoder's name, or a local diffusers AutoencoderKL folder
                 (``restore.tuners.kl_codec``: its scaled posterior mean is the latent).
