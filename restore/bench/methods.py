@@ -1,7 +1,8 @@
 """The methods a benchmark compares: the toolkit's restorers by name, and peers outside it (BM3D).
 
 A method spec is a registry name with optional options after a colon,
-``rddm:steps=5`` or ``lidia:adapt=internal,precision=bf16``; ``precision``
+``rddm:steps=5`` or ``lidia:adapt=internal,precision=bf16`` (a model file:
+``spandrel:FILE`` or ``spandrel:path=FILE``); ``precision``
 (fp32 | fp16 | bf16) is the pipeline's, as ``--precision`` is in the CLI, and
 every other option goes to ``restore.load``. A restorer runs through
 ``restore.Pipeline`` on the whole image, the path users run. Specs are
@@ -20,6 +21,7 @@ from restore.operators.base import Operator
 from restore.options import parse_assignments
 from restore.pipeline import PRECISIONS, Pipeline
 from restore.restorers import available, load, names_for_task
+from restore.restorers.base import split_model_name
 
 PEERS = {"bm3d": "BM3D / CBM3D from the bm3d package (profile 'np', sigma_psd = sigma/255; CBM3D in opponent colour space)"}
 
@@ -58,7 +60,15 @@ def parse_spec(spec: str) -> tuple[str, dict]:
     (``restore.options``), as they do the CLI's ``-O KEY=VALUE``.
     """
     name, _, opts = spec.partition(":")
-    return name, parse_assignments(filter(None, opts.split(",")), f" in '{spec}'")
+    parts = [p for p in opts.split(",") if p]
+    if parts and "=" not in parts[0]:  # "spandrel:FILE,halo=8": a model file named after the colon
+        name, named = split_model_name(f"{name}:{parts[0]}")
+        if named:
+            given = parse_assignments(parts[1:], f" in '{spec}'")
+            for key in set(named) & set(given):
+                raise RestoreError(f"option '{key}' given twice in '{spec}'")
+            return name, named | given
+    return name, parse_assignments(parts, f" in '{spec}'")
 
 
 def build_method(spec: str, task: str, device: str) -> Method:

@@ -63,6 +63,13 @@ class Restorer:
     # Input sides the net needs to be a multiple of (e.g. 16 for a 4-level U-Net).
     tile_multiple: int = 1
     stochastic: ClassVar[bool] = False
+    # How --precision fp16 / bf16 fare: {"fp16": "VERDICT: evidence", "bf16": ...}, VERDICT one of
+    # safe, small loss, unsafe, untested or no effect (benchmarks/studies/precision_safety.py measures
+    # them; `restore models NAME` shows them). The pipeline redoes a NaN or inf batch in fp32 either way.
+    half_precision: ClassVar[dict[str, str]] = {"fp16": "untested: not measured", "bf16": "untested: not measured"}
+    # A restorer read from a file the user names: "NAME:VALUE" loads NAME with this option set to VALUE
+    # ("spandrel:model.safetensors" sets path); None: the name takes no value.
+    path_option: ClassVar[str | None] = None
     device: torch.device = torch.device("cpu")
 
     def __init_subclass__(cls, **kwargs: object) -> None:
@@ -192,7 +199,7 @@ def load(name: str, *, device: str | torch.device = "cpu", progress: bool | None
     """Build the restorer registered as ``name`` with its shipped weights.
 
     Args:
-        name: registry name, e.g. ``"lidia"`` or ``"nlm"``.
+        name: registry name, e.g. ``"lidia"`` or ``"nlm"``; ``"spandrel:FILE"`` for a model file.
         device: where it runs.
         progress: show a bar over long loops (None: when stderr is a terminal).
         **options: its declared options (``restore models NAME`` lists them), e.g. ``steps=5``.
@@ -201,11 +208,26 @@ def load(name: str, *, device: str | torch.device = "cpu", progress: bool | None
     Raises:
         RestoreError: an unknown model, or an unknown, ill-typed or out-of-range option.
     """
-    return registered(name)(device=device, progress=progress, **options)
+    base, named = split_model_name(name)
+    for key in set(named) & set(options):
+        raise RestoreError(f"option '{key}' of model '{base}' given twice (in the name '{name}' and as an option)")
+    return registered(base)(device=device, progress=progress, **named, **options)
+
+
+def split_model_name(name: str) -> tuple[str, dict[str, str]]:
+    """"spandrel:FILE" -> ("spandrel", {"path": "FILE"}) for restorers with a ``path_option``; other names as they are."""
+    if isinstance(name, str) and name not in _REGISTRY and ":" in name:
+        base, _, value = name.partition(":")
+        cls = _REGISTRY.get(base)
+        if cls is not None and getattr(cls, "path_option", None) and value:
+            return base, {cls.path_option: value}  # type: ignore[attr-defined]
+    return name, {}
 
 
 def registered(name: str) -> type[Restorer]:
-    """The restorer class registered as ``name``, or an error listing the registered ones."""
+    """The restorer class registered as ``name`` (or ``NAME:VALUE``, see ``split_model_name``), or an error
+    listing the registered ones."""
+    name = split_model_name(name)[0]
     if not isinstance(name, str) or name not in _REGISTRY:
         known = ", ".join(sorted(_REGISTRY))
         raise RestoreError(f"unknown model '{name}'; available models: {known}")
