@@ -269,3 +269,25 @@ def test_deep_ot_tunes_a_spandrel_denoiser(models):
     assert torch.allclose(tuner.restore(y, op).image, den.restore(y, op).image, atol=1e-5)
     tuner.perception = 1.0
     assert tuner.restore(y, op).image.shape == y.shape
+
+
+def test_cli_tunes_a_spandrel_model_and_restores_with_the_tuner(models, tmp_path):
+    from skimage import data
+
+    from restore.io import write_image
+
+    op = Denoise(sigma=SIGMA)
+    whole = torch.from_numpy(data.astronaut().astype(np.float32) / 255).permute(2, 0, 1)[None]
+    for i, (r, c) in enumerate((r, c) for r in range(0, 384, 128) for c in range(0, 512, 128)):
+        crop = whole[..., r : r + 128, c : c + 128]
+        write_image(tmp_path / "noisy" / f"{i:02d}.png", op.measure(crop, torch.Generator().manual_seed(i)).clamp(0, 1))
+        write_image(tmp_path / "clean" / f"{i:02d}.png", crop)
+    model = f"spandrel:{models['dncnn']}"
+    tuned = CliRunner().invoke(app, ["tune", "-m", model, "--task", "denoise", "--restored-from", str(tmp_path / "noisy"),
+                                     "--natural", str(tmp_path / "clean"), "--sigma", "12.75", "-o", str(tmp_path / "t.dot")])
+    assert tuned.exit_code == 0, tuned.output
+    out = tmp_path / "out.png"
+    result = CliRunner().invoke(app, ["denoise", str(tmp_path / "noisy" / "00.png"), "-o", str(out), "--model", model,
+                                      "--sigma", "12.75", "--tuner", str(tmp_path / "t.dot"), "--perception", "0.5"])
+    assert result.exit_code == 0, result.output
+    assert out.is_file()

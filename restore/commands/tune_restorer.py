@@ -13,7 +13,7 @@ from restore.commands.units import sigma_from_cli
 from restore.errors import RestoreError
 from restore.io import list_images, read_image
 from restore.operator_specs import build_operator, validate_operator_spec
-from restore.restorers import Restorer, available, load, names_for_task
+from restore.restorers import Restorer, load, names_for_task, registered
 from restore.tasks import TASK_NAMES
 
 # The mask of an inpainting operator is per image; one operator cannot serve a folder of them.
@@ -68,12 +68,10 @@ def run_tune_job(job: TuneJob) -> None:
 
 
 def _check_job(job: TuneJob) -> None:
-    registry = available()
-    if job.model not in registry:
-        raise RestoreError(f"unknown model '{job.model}'; available models: {', '.join(sorted(registry))}")
+    cls = registered(job.model)  # "spandrel:FILE" too; an unknown name lists the registered ones
     if job.task not in TUNABLE_TASKS:
         raise RestoreError(f"--task must be one of {', '.join(TUNABLE_TASKS)} for tuning, got '{job.task}'")
-    if job.task not in registry[job.model].tasks:
+    if job.task not in cls.tasks:
         raise RestoreError(f"model '{job.model}' does not support {job.task}; models for {job.task}: "
                            f"{', '.join(names_for_task(job.task)) or 'none'}")
     validate_operator_spec(job.task, sigma=sigma_from_cli(job.sigma), kernel=job.kernel, scale=job.scale,
