@@ -187,6 +187,22 @@ def test_bad_autoencoders_are_refused_in_one_line(tmp_path, vae_dir):
         assert "\n" not in str(err.value), given
 
 
+def test_calibration_options_are_declared_and_checked(vae_dir, sets):
+    from restore.options import declared
+    from restore.tuners import CalibrationOptions
+
+    assert [o.name for o in declared(CalibrationOptions)] == ["patch", "local_mean", "autoencoder"]
+    noisy, natural = sets
+    for given, message in (({"patch": 9}, "option 'patch' of model 'dot' must be between 1 and 5"),
+                           ({"local_mean": 4}, "must be 0 or odd"),
+                           ({"patch": 1.5}, "option 'patch' of model 'dot' must be an integer"),
+                           ({"autoencoder": 3}, "option 'autoencoder' of model 'dot' must be text")):
+        with pytest.raises(RestoreError, match=message):
+            DeepOT.from_restored(Smoother(), Denoise(sigma=SIGMA), noisy, natural, **given)
+    with pytest.raises(RestoreError, match="hub ids are refused"):
+        DeepOT.calibrate(Smoother(), Denoise(sigma=SIGMA), noisy, natural, autoencoder="org/some-vae")
+
+
 def test_a_pipeline_folder_uses_its_vae(tmp_path, vae_dir):
     pipeline = tmp_path / "sd"
     tiny_autoencoder().save_pretrained(pipeline / "vae")

@@ -7,9 +7,10 @@
 from __future__ import annotations
 
 from restore.tuners.calibration import Calibration, load_calibration, save_calibration
+from restore.tuners.calibration_options import CalibrationOptions
 from restore.tuners.deep_ot import DeepOT
 from restore.tuners.gaussian_ot import GaussianMap, GaussianStats, gelbrich_distance
 from restore.tuners.latent_stats import latent_w2
 
-__all__ = ["Calibration", "DeepOT", "GaussianMap", "GaussianStats", "gelbrich_distance", "latent_w2",
+__all__ = ["Calibration", "CalibrationOptions", "DeepOT", "GaussianMap", "GaussianStats", "gelbrich_distance", "latent_w2",
            "load_calibration", "save_calibration"]

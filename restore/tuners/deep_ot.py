@@ -37,6 +37,7 @@ from restore.operators.base import Operator
 from restore.restorers.base import Restoration, Restorer
 from restore.tuners.calibration import Calibration, describe_operator, load_calibration, save_calibration
 from restore.tuners.gaussian_ot import GaussianMap, gelbrich_distance
+from restore.tuners.calibration_options import calibration_options
 from restore.tuners.codecs import Codec, open_codec
 from restore.tuners.latent_codec import DECODER_REACH, DEFAULT_AUTOENCODER, ENCODER_REACH, STRIDE, check_channels
 from restore.tuners.latent_patches import fold_patches, split_local_mean, unfold_patches
@@ -169,10 +170,11 @@ class DeepOT(Restorer):
         """
         from restore.pipeline import Pipeline  # the pipeline imports the restorers; keep this module light
 
+        settings = calibration_options(patch, local_mean, autoencoder)  # before any image is restored
         degraded = as_image_list(degraded_images, "degraded images")
         natural = as_image_list(natural_images, "natural images")
         _common_channels(degraded, natural)
-        codec = open_codec(autoencoder, device=restorer.device)
+        codec = open_codec(settings.autoencoder, device=restorer.device)
         upscale = 1 / operator.scale
         _check_counts(codec.latent_channels * patch * patch, {
             "degraded images": [(round(x.shape[-2] * upscale), round(x.shape[-1] * upscale)) for x in degraded],
@@ -200,10 +202,12 @@ class DeepOT(Restorer):
         codec: Codec | None = None,
     ) -> "DeepOT":
         """Fit the map from outputs ``restorer`` already gave for ``operator`` (args as for :meth:`calibrate`)."""
+        settings = calibration_options(patch, local_mean, autoencoder if codec is None else codec.name)
+        patch, local_mean = settings.patch, settings.local_mean
         restored = as_image_list(restored_images, "restored images")
         natural = as_image_list(natural_images, "natural images")
         channels = _common_channels(restored, natural)
-        codec = codec or open_codec(autoencoder, device=restorer.device)
+        codec = codec or open_codec(settings.autoencoder, device=restorer.device)
         _check_counts(codec.latent_channels * patch * patch, {
             "restored images": [tuple(x.shape[-2:]) for x in restored],
             "natural images": [tuple(x.shape[-2:]) for x in natural],
