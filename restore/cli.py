@@ -205,13 +205,31 @@ def compare(
 
 @app.command()
 def models(
-    name: Optional[str] = typer.Argument(None, help="one restorer: its tasks, declared options and weights"),
+    name: Optional[str] = typer.Argument(None, help="one restorer: tasks, options, precision safety, weights, scores"),
     markdown: bool = typer.Option(False, "--markdown", help="the shipped weights as a Markdown table (README's)"),
+    as_json: bool = typer.Option(False, "--json", help="everything as JSON (with NAME: that restorer's)"),
 ) -> None:
-    """List restorers, their tasks, shipped weights with their data, training budget and measured scores."""
+    """List restorers, their tasks, shipped weights with their sizes and measured scores."""
     from restore.commands.list_models import print_model, print_models
 
-    guarded(lambda: print_model(name) if name is not None else print_models(markdown))
+    if name is not None and markdown:
+        fail("--markdown lists every model's weights: give no NAME")
+    guarded(lambda: print_model(name, as_json) if name is not None else print_models(markdown, as_json))
+
+
+@app.command(name="convert-weights")
+def convert_weights(
+    kind: str = typer.Argument(..., help="the checkpoint's format: lidia (the LIDIA authors' .pt files)"),
+    checkpoint: Path = typer.Argument(..., help="the checkpoint file, e.g. model_state_sigma_25_bw.pt"),
+    output: Path = typer.Option(..., "-o", "--output", help="weights folder to write (others may already be in it)"),
+    sigma: Optional[float] = typer.Option(None, help="noise std it was trained for, 0-255 (default: from its name)"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="replace converted weights of the same name"),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+) -> None:
+    """Convert a checkpoint once into safetensors + config, so that `--weights DIR` runs it with no pickle."""
+    from restore.commands.convert_weights import run_convert
+
+    guarded(lambda: run_convert(kind, checkpoint, output, sigma, overwrite, quiet))
 
 
 # Options of `restore bench` that take several values after one flag (--sigma 15 25 50).

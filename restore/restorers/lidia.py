@@ -16,6 +16,7 @@ from restore.operators.noise_level import estimate_image_sigma
 from restore.options import option
 from restore.restorers.adaptation import AdaptationSettings, adapt
 from restore.restorers.base import Restoration, Restorer, register
+from restore.restorers.lidia_checkpoint import read_checkpoint
 from restore.tiling import tiled_apply
 from restore.weights import WEIGHTS_DIR, load_net, shipped
 
@@ -51,8 +52,12 @@ class LidiaOptions:
     bn: str = option("eval", "BatchNorm at inference: running statistics (folded) or each image's own",
                      choices=BN_MODES)
     weights_dir: Path | None = option(None, "folder of the shipped weights (default: the package's)")
+    weights: Path | None = option(None, "the LIDIA authors' checkpoint (.pt) or a folder `restore convert-weights` "
+                                  "wrote (default: the shipped weights)")
 
     def __post_init__(self) -> None:
+        if self.weights is not None and self.weights_dir is not None:
+            raise RestoreError("give weights or weights_dir, not both (both name the weights LIDIA runs)")
         if self.adapt == "external" and self.adapt_ref is None:
             raise RestoreError("external adaptation needs a clean reference image (--adapt-ref FILE)")
 
@@ -83,12 +88,20 @@ class LidiaRestorer(Restorer):
             MLPs, per ``BN_CHUNK`` = 40,000 positions for the separable layers; images
             go through one at a time, and a tiled image has per-tile statistics).
         weights_dir: where the shipped weights live.
+        weights: the LIDIA authors' checkpoint file (full or small network, gray or
+            colour; converted exactly on load, ``restore.restorers.lidia_checkpoint``) or
+            a folder of converted weights (``restore convert-weights lidia FILE -o DIR``).
     """
 
     name = "lidia"
     operators = (Denoise,)
     channels = (1, 3)
     description = "LIDIA-S patch/non-local learned denoiser with instance adaptation"
+    half_precision = {  # benchmarks/studies/precision_safety.py measures them
+        "bf16": "safe: -0.0012 dB on BSD68 sigma 25, 68 images (benchmarks/results/bsd68_gray_s25_bf16.md)",
+        "fp16": "untested: not measured on a GPU; CPU autocast (few operations in fp16 there): +0.000 dB on a 96 "
+                "px crop (benchmarks/results/precision_safety.md)",
+    }
     halo = HALO
 
     Options = LidiaOptions
@@ -99,21 +112,48 @@ class LidiaRestorer(Restorer):
         self.adapt_ref = o.adapt_ref
         self.adapt_settings = o.adapt_settings or AdaptationSettings.for_mode(self.adapt or "internal")
         self.tile, self.single_pass, self.chunk, self.bn = o.tile, o.single_pass, o.chunk, o.bn
-        self.weights_dir = o.weights_dir or WEIGHTS_DIR
-        self._catalogue = shipped_models(self.weights_dir)
         self._loaded: dict[str, Lidia] = {}  # as shipped, on the CPU: the source of every copy built
+        self._find_weights(o.weights or o.weights_dir or WEIGHTS_DIR)
         self._folded: dict[str, Lidia] = {}
         # Per-channel mean (model units) inputs are centred on; None: each call's own.
         self.centre: torch.Tensor | None = None
 
     # ---- weights --------------------------------------------------------
+    def _find_weights(self, source: Path) -> None:
+        """The catalogue of networks in a weights folder, or the one network of an authors' checkpoint file."""
+        self.weights_dir = source
+        # Noise levels (0-255) a blind network covers without rescaling the image.
+        self._blind: dict[str, tuple[float, float]] = {}
+        if source.is_file():
+            converted = read_checkpoint(source)
+            self._catalogue = {converted.color: {converted.sigma: converted.name}}
+            self._loaded[converted.name] = converted.build()
+            if converted.sigma_range:
+                self._blind[converted.name] = converted.sigma_range
+            return
+        if not source.is_dir():
+            raise RestoreError(f"LIDIA weights not found: {source}")
+        if source != WEIGHTS_DIR and not (source / "manifest.json").is_file():
+            raise RestoreError(f"{source} has no manifest.json: not a weights folder (restore convert-weights lidia "
+                               "FILE -o DIR writes one)")
+        self._catalogue = shipped_models(source)
+        self._blind = {name: tuple(card["sigma_range"]) for name, card in shipped("lidia", source).items()
+                       if "sigma_range" in card}
+
     def pick_model(self, color: str, sigma_255: float) -> tuple[str, float]:
-        """Name and training sigma of the network nearest (in log sigma) to ``sigma_255``."""
+        """Name and training sigma of the network nearest (in log sigma) to ``sigma_255``.
+
+        A blind network's "training sigma" is ``sigma_255`` itself inside its range (no rescaling).
+        """
         table = self._catalogue.get(color, {})
         if not table:
-            raise RestoreError(f"no shipped LIDIA weights for {color} images in {self.weights_dir}")
+            raise RestoreError(f"no LIDIA weights for {color} images in {self.weights_dir}")
         best = min(table, key=lambda s: abs(math.log(s) - math.log(max(sigma_255, 1e-3))))
-        return table[best], best
+        name = table[best]
+        if name in self._blind:
+            low, high = self._blind[name]
+            return name, min(max(sigma_255, low), high)
+        return name, best
 
 
     def _inference_net(self, name: str) -> Lidia:

@@ -82,6 +82,10 @@ class NLMRestorer(Restorer):
     operators: ClassVar[tuple[type[Operator], ...]] = (Denoise,)
     channels: ClassVar[tuple[int, ...] | None] = (1, 3)
     description: ClassVar[str] = "non-local means (OpenCV, 8-bit), a classical baseline"
+    half_precision = {  # benchmarks/studies/precision_safety.py measures them
+        "bf16": "no effect: OpenCV computes it in 8-bit, outside torch",
+        "fp16": "no effect: OpenCV computes it in 8-bit, outside torch",
+    }
     halo: int = SEARCH_WINDOW // 2 + TEMPLATE_WINDOW // 2
 
     Options = NlmOptions

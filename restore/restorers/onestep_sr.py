@@ -31,6 +31,11 @@ class OneStepSr(RddmRestorer):
     name = "onestep-sr"
     operators = (Downsample,)
     description = "one-step super-resolver distilled from the residual-diffusion teacher (SinSR)"
+    half_precision = {  # benchmarks/studies/precision_safety.py measures them
+        "bf16": "safe: +0.002 dB SR x4 on a 96 px crop (benchmarks/results/precision_safety.md)",
+        "fp16": "untested: not measured on a GPU; CPU autocast (few operations in fp16 there): +0.000 dB on a 96 "
+                "px crop (benchmarks/results/precision_safety.md)",
+    }
 
     Options = OneStepOptions  # one evaluation by construction: no steps to choose
 

@@ -87,6 +87,12 @@ class RddmRestorer(Restorer):
     operators = (Denoise, Blur, Downsample)
     channels = (1, 3)
     description = "residual denoising diffusion (RDDM): per-task conditional U-Nets, few-step deterministic sampler"
+    half_precision = {  # benchmarks/studies/precision_safety.py measures them
+        "bf16": "safe: -0.009 dB denoise sigma 25, -0.002 dB SR x4 on a 96 px crop "
+                "(benchmarks/results/precision_safety.md)",
+        "fp16": "untested: not measured on a GPU; CPU autocast (few operations in fp16 there): +0.000 dB on a 96 "
+                "px crop (benchmarks/results/precision_safety.md)",
+    }
     stochastic = True
     outputs = ("image",)
     halo = 32

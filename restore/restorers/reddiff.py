@@ -201,6 +201,12 @@ class RedDiff(Restorer):
     operators: ClassVar[tuple[type[Operator], ...]] = (Operator,)  # any differentiable operator
     channels: ClassVar[tuple[int, ...] | None] = (1, 3)
     description: ClassVar[str] = "RED-Diff: variational restoration with a diffusion prior (any differentiable operator)"
+    half_precision = {  # benchmarks/studies/precision_safety.py measures them
+        "bf16": "small loss: -0.01 dB deblur at 256 px, 100 steps (benchmarks/results/reddiff_speed.md); -0.12 dB"
+                " on a 96 px crop, 30 steps (benchmarks/results/precision_safety.md)",
+        "fp16": "untested: not measured on a GPU; CPU autocast (few operations in fp16 there): -0.008 dB on a 96 "
+                "px crop (benchmarks/results/precision_safety.md)",
+    }
     stochastic: ClassVar[bool] = True
     # The U-Net sees more than 100 px, and every step feeds A^T of the residual
     # back, so strictly every pixel depends on the whole tile. 32 px of halo (plus

@@ -157,6 +157,12 @@ class VbleRestorer(Restorer):
     operators: ClassVar[tuple[type[Operator], ...]] = (Operator,)  # any linear operator with an adjoint
     channels: ClassVar[tuple[int, ...] | None] = (1, 3)
     description: ClassVar[str] = "VBLE posterior sampler in a compressive autoencoder's latent (MMSE + std map)"
+    half_precision = {  # benchmarks/studies/precision_safety.py measures them
+        "bf16": "small loss: -0.05 dB deblur on a 96 px crop, 60 iterations "
+                "(benchmarks/results/precision_safety.md)",
+        "fp16": "unsafe: NaN or inf under fp16 autocast, redone in fp32 by the pipeline, so no gain "
+                "(benchmarks/results/precision_safety.md)",
+    }
     stochastic: ClassVar[bool] = True
     outputs: ClassVar[tuple[str, ...]] = ("image", "std", "samples")
     halo = 64  # the decoder's reach; tiles are blended over the overlap as well

@@ -51,6 +51,12 @@ class VbleXzRestorer(VbleRestorer):
 
     name: ClassVar[str] = "vble-xz"
     description: ClassVar[str] = "VBLE-xz: latent + image-space posterior, variance decoder, bitrate modulation (satellites)"
+    half_precision = {  # benchmarks/studies/precision_safety.py measures them
+        "bf16": "small loss: -0.04 dB deblur on a 96 px crop, 60 iterations "
+                "(benchmarks/results/precision_safety.md)",
+        "fp16": "unsafe: NaN or inf under fp16 autocast, redone in fp32 by the pipeline, so no gain "
+                "(benchmarks/results/precision_safety.md)",
+    }
 
     Options = VbleXzOptions
 
