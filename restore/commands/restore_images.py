@@ -27,7 +27,8 @@ from restore.restorers import available, load, names_for_task, registered
 
 # Convenience flags of the restore commands -> the declared restorer option each one sets.
 OPTION_FLAGS = {"samples": "samples", "save_samples": "keep_samples", "lam": "lam", "iterations": "iterations",
-                "lr": "lr", "gamma": "gamma", "steps": "steps", "adapt": "adapt"}
+                "lr": "lr", "gamma": "gamma", "steps": "steps", "adapt": "adapt",
+                "weights": "weights"}
 
 
 @dataclass

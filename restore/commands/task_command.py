@@ -25,6 +25,7 @@ OVERLAP_HELP = "pixels neighbouring tiles share, blended (default per model)"
 VALUE_RANGE_HELP = "stored value of full scale, e.g. 4095 for 12-bit data (default: the type's max)"
 MAX_PIXELS_HELP = "refuse in-memory images with more pixels (default 16384^2; 0: no limit)"
 OPTION_HELP = "restorer option, repeatable: -O steps=5 (see `restore models NAME`)"
+WEIGHTS_HELP = "the model's weights instead of the shipped ones (lidia: the authors' .pt or a convert-weights folder)"
 
 Param = tuple[str, object, object]  # (name, annotation, typer default)
 
@@ -68,6 +69,7 @@ def common_params(default_model: str) -> list[Param]:
         ("output", Optional[Path], _opt(None, "-o", "--output", help="output file (folder for a folder input)")),
         ("model", str, _opt(default_model, "--model", "-m", help="restorer (see `restore models`)", panel="Model")),
         ("option", Optional[list[str]], _opt(None, "-O", "--option", help=OPTION_HELP, panel="Model")),
+        ("weights", Optional[str], _opt(None, "--weights", help=WEIGHTS_HELP, panel="Model")),
         ("tuner", Optional[Path], _opt(None, "--tuner", help="deep-OT tuner from `restore tune`", panel="Model")),
         ("perception", Optional[float], _opt(None, help=PERCEPTION_HELP, panel="Model")),
         ("seed", int, _opt(0, help="seed of every random choice", panel=run)),
