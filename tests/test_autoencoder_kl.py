@@ -95,6 +95,17 @@ def test_latent_is_the_scaled_posterior_mean_of_the_image_in_minus_one_to_one(va
     assert gray.shape == (1, 1, 20, 28)
 
 
+@pytest.mark.parametrize("origin", [(0, 0), (3, 5), (8, 17), (250, 1001)])
+def test_padding_puts_the_latent_grid_on_the_whole_images_multiples_of_8(origin):
+    from restore.tuners.latent_codec import placement
+
+    where = placement(37, 50, origin, stride=8, margin=16)
+    assert min(where.top, where.left, where.bottom, where.right) >= 16
+    # Padded rows 0, 8, 16, ... (the latent cells' corners) are whole-image rows that are multiples of 8.
+    assert (origin[0] - where.top) % 8 == 0 and (origin[1] - where.left) % 8 == 0
+    assert (where.top + 37 + where.bottom) % 8 == 0 and (where.left + 50 + where.right) % 8 == 0
+
+
 def test_reach_of_stable_diffusions_autoencoder():
     """SD's 4 levels, 2 ResNets each: 115 px of encoder context, 145 of decoder; a 288 px halo for p = 1."""
     assert convolution_reach(4, 2) == (115, 145)
