@@ -18,6 +18,7 @@ spandrel = pytest.importorskip("spandrel", reason="spandrel is an optional extra
 from safetensors.torch import save_file  # noqa: E402
 from spandrel.architectures.Compact import Compact  # noqa: E402
 from spandrel.architectures.DnCNN import DnCNN  # noqa: E402
+from spandrel.architectures.DRUNet import DRUNet  # noqa: E402
 from spandrel.architectures.ESRGAN import ESRGAN  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 
@@ -50,6 +51,8 @@ def models(tmp_path_factory) -> dict[str, Path]:
         "compact": _save(Compact(num_in_ch=1, num_out_ch=1, num_feat=16, num_conv=4, upscale=4),
                          folder / "compact_x4.safetensors"),
         "dncnn": _save(DnCNN(in_nc=3, out_nc=3, nc=16, nb=6), folder / "dncnn.safetensors"),
+        # A U-Net that reads a noise-level map as a 4th input channel; its sides must be multiples of 8.
+        "drunet": _save(DRUNet(in_nc=4, out_nc=3, nc=[8, 16, 32, 64], nb=2), folder / "drunet.safetensors"),
     }
 
 
@@ -291,3 +294,23 @@ def test_cli_tunes_a_spandrel_model_and_restores_with_the_tuner(models, tmp_path
                                       "--sigma", "12.75", "--tuner", str(tmp_path / "t.dot"), "--perception", "0.5"])
     assert result.exit_code == 0, result.output
     assert out.is_file()
+
+
+def test_a_noise_level_map_model_gets_the_operators_sigma(models, real_rgb):
+    den = restore.load("spandrel", path=models["drunet"])
+    assert den.noise_map and den.channels == (3,) and den.tile_multiple == 8 and den.halo % 8 == 0
+    y = torch.rand(2, 3, 30, 37)
+    with torch.no_grad():
+        padded = torch.nn.functional.pad(y, (0, 3, 0, 2), mode="replicate")
+        expected = den.model.model(torch.cat([padded, torch.full((2, 1, 32, 40), 25 / 255)], 1))[..., :30, :37]
+    assert torch.allclose(den.restore(y, Denoise(25 / 255)).image, expected.clamp(0, 1), atol=1e-6)
+    assert float((den.restore(y, Denoise(5 / 255)).image - expected.clamp(0, 1)).abs().max()) > 1e-3
+    with pytest.raises(RestoreError, match=r"\(DRUNet, denoiser with a noise level x1\) cannot invert deblur"):
+        den.restore(y, Blur(torch.ones(3, 3) / 9))
+    # Tiles on the net's grid of 8 (image and tile sides multiples of 8) agree with the whole image.
+    noisy = Denoise(SIGMA).measure(real_rgb, torch.Generator().manual_seed(2))
+    whole = Pipeline(den, Denoise(SIGMA), tile=0).run(noisy).image
+    tiled = Pipeline(den, Denoise(SIGMA), tile=32).run(noisy).image
+    assert abs(psnr(whole, real_rgb) - psnr(tiled, real_rgb)) < 0.05 and float((whole - tiled).abs().max()) < 1e-3
+    estimated = Pipeline(den, Denoise(0.0), tile=0).prepared(noisy)[0].operator.sigma
+    assert estimated == pytest.approx(SIGMA, rel=0.3)  # no sigma given: estimated on the image

@@ -13,7 +13,9 @@ sr by s and nothing else. A scale-1 restoration model inverts denoise and
 deblur: spandrel cannot tell which degradation it was trained for (NAFNet
 exists as a GoPro deblurrer and as an SIDD denoiser), so the command the user
 runs names it, and the model runs blind (the operator's sigma or kernel does
-not reach it). Inpainting models (they take a mask) and face models (they take
+not reach it). Denoisers that take a noise-level map (DRUNet, FDnCNN; spandrel
+feeds them a fixed 15/255) do denoise only, and get the operator's sigma
+(estimated on the image when not given). Inpainting models (they take a mask) and face models (they take
 aligned face crops, not tiles) are refused when loaded.
 
 The halo is measured when the file is loaded: an impulse added at the centre
@@ -50,6 +52,8 @@ REACH_TOLERANCE = 1e-5
 PROBE_IMPULSE = 0.25
 HALO_MARGIN = 2
 BLIND_TASKS = ("denoise", "deblur")
+# Architectures whose first layer reads a noise-level map as one more channel.
+NOISE_MAP_ARCHITECTURES = {"DRUNet": None, "DnCNN": "FDnCNN"}  # id -> the model.mode that has one (None: always)
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,7 @@ class SpandrelRestorer(Restorer):
         self.scale = 1
         self.architecture = ""
         self.one_by_one = False
+        self.noise_map = False
         if self.options.path is None:
             return  # restore.load("spandrel") builds; restoring asks for the file
         self.model = load_descriptor(Path(self.options.path)).to(self.device).eval()
@@ -83,8 +88,11 @@ class SpandrelRestorer(Restorer):
         self.scale = int(self.model.scale)
         self.channels = (int(self.model.input_channels),)
         self.tile_multiple = int(self.model.size_requirements.multiple_of)
+        self.noise_map = takes_noise_map(self.model)
         self.measured_halo = measure_halo(self.model) if self.options.halo is None else None
-        self.halo = self.options.halo if self.options.halo is not None else self.measured_halo
+        # A multiple of the size multiple: a strided net (a U-Net) is shift-variant, so tiles must start on its grid.
+        halo = self.options.halo if self.options.halo is not None else self.measured_halo
+        self.halo = math.ceil(halo / self.tile_multiple) * self.tile_multiple
 
     def to(self, device: str | torch.device) -> "SpandrelRestorer":
         super().to(device)
@@ -94,7 +102,8 @@ class SpandrelRestorer(Restorer):
 
     def kind(self) -> str:
         """The model in words: "ESRGAN, SR x4" or "DnCNN, restoration x1"."""
-        return f"{self.architecture}, {'SR' if self.scale > 1 else 'restoration'} x{self.scale}"
+        what = "SR" if self.scale > 1 else "denoiser with a noise level" if self.noise_map else "restoration"
+        return f"{self.architecture}, {what} x{self.scale}"
 
     def check(self, y: torch.Tensor, operator: Operator) -> None:
         """The base checks, then the file's own task: SR by its scale only, or blind denoise/deblur at scale 1."""
@@ -111,17 +120,25 @@ class SpandrelRestorer(Restorer):
         if self.scale == 1 and task not in BLIND_TASKS:
             raise RestoreError(f"model '{self.name}' ({self.kind()}) cannot invert {task} x{factor}: a scale-1 model "
                                f"does {' or '.join(BLIND_TASKS)} (blind, at the input's size)")
+        if self.noise_map and task != "denoise":
+            raise RestoreError(f"model '{self.name}' ({self.kind()}) cannot invert {task}: it is a denoiser that "
+                               f"takes the noise level (restore denoise)")
 
     def prepare(self, sample, operator, *, generator=None):
-        """Nothing to decide per image: a blind model needs no noise estimate."""
+        """A noise-level map needs the image's sigma (estimated once when not given); a blind model needs nothing."""
+        if self.noise_map:
+            return super().prepare(sample, operator, generator=generator)
         return self, operator
 
     def _restore(self, y: torch.Tensor, operator: Operator, *, generator) -> Restoration:
         self._check_precision(y.device.type)
-        out = self._call(y.to(self.model.dtype))
+        if self.noise_map:
+            out = self._call_with_noise_map(y.to(self.model.dtype), float(getattr(operator, "sigma", 0.0)))
+        else:
+            out = self._call(y.to(self.model.dtype))
         # clone(): the descriptor runs in inference mode, and its tensors refuse in-place updates outside it.
         return Restoration(image=out.float().clone(), info={"model": self.name, "architecture": self.architecture,
-                                                            "blind": True})
+                                                            "blind": not self.noise_map})
 
     def _call(self, y: torch.Tensor) -> torch.Tensor:
         """The descriptor on a batch (it pads to the size multiple, crops back, clamps to [0, 1]).
@@ -137,6 +154,17 @@ class SpandrelRestorer(Restorer):
                     raise
                 self.one_by_one = True
         return torch.cat([self.model(y[b : b + 1]) for b in range(y.shape[0])])
+
+    def _call_with_noise_map(self, y: torch.Tensor, sigma: float) -> torch.Tensor:
+        """The module on ``y`` and a map of the operator's ``sigma`` (spandrel's own call fixes it at 15/255)."""
+        multiple = self.tile_multiple
+        h, w = y.shape[-2:]
+        # Replicated, not reflected: a small tile may be narrower than its padding.
+        padded = F.pad(y, (0, -w % multiple, 0, -h % multiple), mode="replicate")
+        level = torch.full_like(padded[:, :1], sigma)
+        with torch.inference_mode():
+            out = self.model.model(torch.cat([padded, level], dim=1))
+        return out[..., :h, :w].clamp(0, 1)
 
     def _check_precision(self, device_type: str) -> None:
         """Refuse the pipeline's reduced precision where spandrel says the model does not support it."""
@@ -209,6 +237,15 @@ def _check_kind(descriptor, path: Path) -> None:
     if descriptor.input_channels != descriptor.output_channels:
         raise RestoreError(f"{path}: {arch} takes {descriptor.input_channels} channels and gives "
                            f"{descriptor.output_channels}; restore needs as many out as in")
+
+
+def takes_noise_map(descriptor) -> bool:
+    """Whether the model reads a noise-level map besides the image (DRUNet; DnCNN in its FDnCNN mode)."""
+    arch = str(descriptor.architecture.id)
+    if arch not in NOISE_MAP_ARCHITECTURES:
+        return False
+    mode = NOISE_MAP_ARCHITECTURES[arch]
+    return mode is None or getattr(descriptor.model, "mode", None) == mode
 
 
 def measure_halo(descriptor) -> int:
