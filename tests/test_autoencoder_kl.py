@@ -106,6 +106,18 @@ def test_padding_puts_the_latent_grid_on_the_whole_images_multiples_of_8(origin)
     assert (where.top + 37 + where.bottom) % 8 == 0 and (where.left + 50 + where.right) % 8 == 0
 
 
+def test_force_upcast_keeps_the_autoencoder_in_fp32_under_autocast(vae_dir):
+    codec = AutoencoderKLCodec(vae_dir)
+    assert codec.force_upcast  # diffusers' default, and SD's config
+    x = torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(4))
+    z, where = codec.encode(x)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        z16, _ = codec.encode(x)
+        back = codec.decode(z16, where, 3)
+    assert z16.dtype == back.dtype == torch.float32
+    assert torch.equal(z16, z) and torch.equal(back, codec.decode(z, where, 3))
+
+
 def test_reach_of_stable_diffusions_autoencoder():
     """SD's 4 levels, 2 ResNets each: 115 px of encoder context, 145 of decoder; a 288 px halo for p = 1."""
     assert convolution_reach(4, 2) == (115, 145)

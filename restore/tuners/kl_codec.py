@@ -23,6 +23,7 @@ A hub id, a missing folder or a folder holding another model is refused with one
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from pathlib import Path
@@ -103,6 +104,9 @@ class AutoencoderKLCodec:
         self.encoder_reach, self.decoder_reach = convolution_reach(levels, int(cfg.layers_per_block))
         # Two latent cells of replicate context beyond every border, as for our autoencoder.
         self.margin = 2 * self.stride
+        # SD's autoencoder overflows in fp16 (NaN or black images); its config asks for fp32 (force_upcast),
+        # which then holds under a pipeline's fp16/bf16 autocast too.
+        self.force_upcast = bool(getattr(cfg, "force_upcast", True))
 
     def to(self, device: str | torch.device) -> "AutoencoderKLCodec":
         self.device = torch.device(device)
@@ -115,17 +119,22 @@ class AutoencoderKLCodec:
         where = placement(x.shape[-2], x.shape[-1], origin, stride=self.stride, margin=self.margin)
         padded = F.pad(x.to(self.device, torch.float32).clamp(0, 1), [where.left, where.right, where.top, where.bottom],
                        mode="replicate")
-        with torch.inference_mode():
+        with torch.inference_mode(), self._precision():
             posterior = self.net.encode(padded.expand(-1, 3, -1, -1) * 2 - 1).latent_dist
             z = (posterior.mean - self.shift_factor) * self.scaling_factor
         return z, where
 
     def decode(self, z: torch.Tensor, where: Placement, channels: int) -> torch.Tensor:
         """The [0, 1] image of scaled latent ``z``, cropped back to the unpadded 1 x ``channels`` x H x W (not clipped)."""
-        with torch.inference_mode():
-            y = self.net.decode(z / self.scaling_factor + self.shift_factor).sample
+        with torch.inference_mode(), self._precision():
+            y = self.net.decode(z.float() / self.scaling_factor + self.shift_factor).sample
         x = (y[..., where.top : where.top + where.height, where.left : where.left + where.width] + 1) / 2
         return x.mean(dim=1, keepdim=True) if channels == 1 else x
+
+
+    def _precision(self) -> contextlib.AbstractContextManager:
+        """Autocast off where the config asks for fp32; else whatever the caller runs under."""
+        return torch.autocast(self.device.type, enabled=False) if self.force_upcast else contextlib.nullcontext()
 
 
 def convolution_reach(levels: int, layers_per_block: int) -> tuple[int, int]:
