@@ -100,8 +100,8 @@ def test_sizes_and_parameter_counts_are_the_files(weights):
     tensors = load_file(str(path))
     assert facts.parameters == sum(v.numel() for v in tensors.values() if v.is_floating_point())
     assert facts.bytes == path.stat().st_size
-    assert set(facts.dtypes) == {str(v.dtype).removeprefix("torch.") .replace("float16", "F16")
-                                 .replace("float32", "F32").replace("int64", "I64") for v in tensors.values()}
+    header_names = {"float16": "F16", "bfloat16": "BF16", "float32": "F32", "int64": "I64"}
+    assert set(facts.dtypes) == {header_names[str(v.dtype).removeprefix("torch.")] for v in tensors.values()}
 
 
 def test_json_has_every_restorers_facts():
