@@ -314,3 +314,17 @@ def test_a_noise_level_map_model_gets_the_operators_sigma(models, real_rgb):
     assert abs(psnr(whole, real_rgb) - psnr(tiled, real_rgb)) < 0.05 and float((whole - tiled).abs().max()) < 1e-3
     estimated = Pipeline(den, Denoise(0.0), tile=0).prepared(noisy)[0].operator.sigma
     assert estimated == pytest.approx(SIGMA, rel=0.3)  # no sigma given: estimated on the image
+
+
+@pytest.mark.slow
+def test_dask_streams_a_spandrel_sr_model_as_one_process_does(models, real_rgb, tmp_path):
+    source = tmp_path / "in.tif"
+    _write_geotiff(source, np.round(Downsample(2)(real_rgb)[0].double().numpy() * 65535).astype(np.uint16), 10.0)
+    outputs = {}
+    for how, extra in (("single", []), ("dask", ["--scheduler", "local", "--workers", "1"])):
+        outputs[how] = tmp_path / f"{how}.tif"
+        result = CliRunner().invoke(app, ["sr", str(source), "-o", str(outputs[how]), "--model", f"spandrel:{models['esrgan']}",
+                                          "--scale", "2", "--tile", "32", "-q", *extra])
+        assert result.exit_code == 0, result.output
+    (single, transform, *_), (dask, dask_transform, *_) = _read_geotiff(outputs["single"]), _read_geotiff(outputs["dask"])
+    assert transform == dask_transform and np.abs(single - dask).max() <= 1 / 65535 + 1e-12
