@@ -199,6 +199,7 @@ def test_bad_autoencoders_are_refused_in_one_line(tmp_path, vae_dir):
         "stabilityai/sd-vae-ft-mse": "hub ids are refused",  # never a download
         str(tmp_path / "missing"): "hub ids are refused",
         "no-such-cae": "neither a shipped autoencoder",
+        str(vae_dir / "diffusion_pytorch_model.safetensors"): "give the AutoencoderKL folder that holds it",
         str(tmp_path): "not a diffusers model folder",
         str(not_kl): "not a diffusers AutoencoderKL folder",
         str(pickled): "no .safetensors weights",

@@ -29,6 +29,8 @@ def open_codec(autoencoder: str | Path, device: str | torch.device = "cpu", dige
     text = str(autoencoder)
     if Path(text).expanduser().is_dir():
         return AutoencoderKLCodec(text, device=device, digest=digest)
+    if Path(text).expanduser().is_file():
+        raise RestoreError(f"autoencoder {text} is a file; give the AutoencoderKL folder that holds it and its config.json")
     if digest:  # a tuner file's AutoencoderKL folder, since moved or deleted
         raise RestoreError(f"the AutoencoderKL folder this tuner was calibrated in is gone: {text} (put it back, "
                            "pass its new place as DeepOT.load(..., autoencoder=FOLDER), or calibrate again)")
