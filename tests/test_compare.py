@@ -124,8 +124,9 @@ def test_cli_refuses_bad_inputs_in_one_line_and_writes_nothing(files, tmp_path, 
     assert not out.exists()
 
 
-def test_cli_never_writes_over_an_input(files):
+@pytest.mark.parametrize("flags", [[], ["--overwrite"]])
+def test_cli_never_writes_over_an_input(files, flags):
     before = files["clean"].read_bytes()
-    result = invoke(files["clean"], "-o", files["clean"], "--overwrite")
-    assert result.exit_code == 1 and "input" in result.output
+    result = invoke(files["noisy"], "--ref", files["clean"], "-o", files["clean"], *flags)
+    assert result.exit_code == 1 and "refusing to write over an input" in result.output
     assert files["clean"].read_bytes() == before

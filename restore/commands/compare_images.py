@@ -30,6 +30,9 @@ def run_compare_job(job: CompareJob) -> None:
     labels = panel_labels(job.images, job.labels)
     if job.columns is not None and job.columns < 1:
         raise RestoreError(f"--columns must be at least 1, got {job.columns}")
+    protect = [*job.images, *([job.reference] if job.reference else [])]
+    if any(job.output.resolve() == path.resolve() for path in protect):
+        raise RestoreError(f"{job.output}: refusing to write over an input image")
     if job.output.exists() and not job.overwrite:
         if not job.quiet:
             print(f"skipped {job.output} (exists; --overwrite to replace)", file=sys.stderr)
@@ -40,12 +43,13 @@ def run_compare_job(job: CompareJob) -> None:
     grid = compare_grid([im.pixels for im in shown], labels, reference=None if reference is None else reference.pixels,
                         reference_label=f"reference: {job.reference.name}" if job.reference else "reference",
                         crop=crop, columns=job.columns)
+    # A 16-bit input gets a 16-bit grid, so that what it shows is not rounded to 8 bits first.
     depth = 16 if max(im.bit_depth for im in [*shown, *([reference] if reference else [])]) > 8 else 8
-    protect = [*job.images, *([job.reference] if job.reference else [])]
     write_image(job.output, grid, bit_depth=depth, overwrite=job.overwrite, protect=protect)
     if not job.quiet:
-        print(f"wrote {job.output} ({grid.shape[-1]} x {grid.shape[-2]}, {len(shown)} images"
-              f"{', scored against ' + str(job.reference) if job.reference else ''})", file=sys.stderr)
+        scored = f", scored against {job.reference}" if job.reference else ""
+        count = f"{len(shown)} image" + ("s" if len(shown) != 1 else "")
+        print(f"wrote {job.output} ({grid.shape[-1]} x {grid.shape[-2]}, {count}{scored})", file=sys.stderr)
 
 
 def parse_crop(text: str) -> Crop:
