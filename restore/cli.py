@@ -186,7 +186,7 @@ def bench(
 
 @app.command()
 def compare(
-    images: list[Path] = typer.Argument(..., help="images of one size to show side by side"),
+    images: list[Path] = typer.Argument(..., metavar="IMAGE", help="images of one size to show side by side"),
     output: Path = typer.Option(..., "-o", "--output", help="the grid image to write (.png, .tif, .jpg, ...)"),
     ref: Optional[Path] = typer.Option(None, "--ref", help="clean reference: shown first; PSNR, SSIM under each panel"),
     crop: Optional[str] = typer.Option(None, "--crop", help="X,Y,W,H: a region shown zoomed in a row of its own"),
