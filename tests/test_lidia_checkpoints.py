@@ -169,6 +169,9 @@ def test_restorer_runs_the_checkpoint_and_the_converted_folder_alike(tmp_path):
     assert torch.equal(from_file.image, from_dir.image)
     with pytest.raises(RestoreError, match="exists"):
         convert_checkpoint(path, tmp_path / "converted")
+    full = save_authors(tmp_path / "model_state_sigma_25_bw.pt", authors_state(rgb=False, small=False))
+    with pytest.raises(RestoreError, match="already holds lidia-small-gray-s25 .* another folder"):
+        convert_checkpoint(full, tmp_path / "converted")
     with pytest.raises(RestoreError, match="no LIDIA weights for color"):
         restore.load("lidia", weights=path).restore(noisy(3), Denoise(25 / 255))
 

@@ -113,12 +113,24 @@ def convert_checkpoint(path: Path, out_dir: Path, sigma_255: float | None = None
         raise RestoreError(f"{target} exists; pass overwrite=True to replace it")
     if out_dir.exists() and not out_dir.is_dir():
         raise RestoreError(f"output {out_dir} is a file, not a folder")
+    _check_no_rival(out_dir, converted)
     out_dir.mkdir(parents=True, exist_ok=True)
     meta = {"source": converted.source.name, "source_sha256": sha256(converted.source), "sigma": converted.sigma,
             "converted_by": "restore convert-weights lidia"}
     save_model(converted.build(), converted.config.to_dict(), stem, meta)
     _add_card(out_dir, converted.name, converted.card())
     return target
+
+
+def _check_no_rival(folder: Path, converted: Converted) -> None:
+    """Refuse a second network of the same colour mode and noise level: the restorer would run only one of them."""
+    path = folder / MANIFEST
+    models = json.loads(path.read_text()).get("models", {}) if path.is_file() else {}
+    for name, card in models.items():
+        if name != converted.name and card.get("restorer") == "lidia" and card.get("color") == converted.color \
+                and card.get("sigma") == converted.sigma:
+            raise RestoreError(f"{folder} already holds {name} for {converted.color} sigma {converted.sigma:g}: "
+                               f"LIDIA would run only one of them; convert {converted.name} into another folder")
 
 
 def _add_card(folder: Path, name: str, card: dict) -> None:
