@@ -227,6 +227,16 @@ def test_calibration_options_are_declared_and_checked(vae_dir, sets):
         DeepOT.calibrate(Smoother(), Denoise(sigma=SIGMA), noisy, natural, autoencoder="org/some-vae")
 
 
+def test_the_digest_is_of_the_weights_read_not_of_variants(tmp_path, vae_dir):
+    from restore.tuners.kl_codec import folder_digest
+
+    both = tmp_path / "both"
+    tiny_autoencoder().save_pretrained(both)
+    tiny_autoencoder().half().save_pretrained(both, variant="fp16")
+    assert (both / "diffusion_pytorch_model.fp16.safetensors").is_file()
+    assert folder_digest(both) == folder_digest(vae_dir)
+
+
 def test_a_pipeline_folder_uses_its_vae(tmp_path, vae_dir):
     pipeline = tmp_path / "sd"
     tiny_autoencoder().save_pretrained(pipeline / "vae")

@@ -167,7 +167,8 @@ def _read_config(path: Path) -> dict:
 
 
 def _weights_files(path: Path) -> list[Path]:
-    return sorted(path.glob("*.safetensors"))
+    """The safetensors files ``from_pretrained`` reads: not variants (``*.fp16.safetensors``), which it leaves alone."""
+    return sorted(p for p in path.glob("*.safetensors") if "." not in p.name[: -len(".safetensors")])
 
 
 def _load(path: Path) -> torch.nn.Module:
