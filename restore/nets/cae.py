@@ -56,6 +56,8 @@ class GDN(nn.Module):
         # conv2d instead takes a slow unblocked path and its elementwise ops mix
         # layouts (about 2x the cost of the whole GDN). Same function.
         t = x.permute(0, 2, 3, 1)
+        if not t.is_contiguous():  # channels-first input: one copy, then every pass below is contiguous
+            t = t.contiguous()
         norm = F.linear(t * t, gamma, beta)
         out = t * torch.sqrt(norm) if self.inverse else t * torch.rsqrt(norm)
         return out.permute(0, 3, 1, 2)

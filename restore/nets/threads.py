@@ -1,4 +1,4 @@
-"""How many threads LIDIA's many small operations run on, and the chunk loop they run in.
+"""How many threads a restorer's many small operations run on (every restorer: Restorer.restore), and the chunk loop.
 
 Intra-op threading splits each operation across the threads, with a barrier
 at its end. With idle CPUs that pays (512 x 384 gray: 5.4 s on one thread,

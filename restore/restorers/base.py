@@ -7,6 +7,7 @@ from typing import Callable, ClassVar
 import torch
 
 from restore.errors import RestoreError
+from restore.nets.threads import op_threads
 from restore.noise_field import GeneratorNoise, NoiseSource
 from restore.operators.base import Operator, check_image
 from restore.operators.denoise import Denoise
@@ -113,9 +114,13 @@ class Restorer:
                 (default: ``generator``).
         """
         self.check(y, operator)
-        if self.stochastic:
-            return self._restore(y, operator, generator=generator, noise=noise or GeneratorNoise(generator))
-        return self._restore(y, operator, generator=generator)
+        # Intra-op threads only as far as CPUs are idle now: on a shared CPU every one of a restorer's
+        # many small operations would wait a time slice at its barrier (VBLE: 6-8x slower on two threads
+        # than on one beside another job); see restore.nets.threads.
+        with op_threads():
+            if self.stochastic:
+                return self._restore(y, operator, generator=generator, noise=noise or GeneratorNoise(generator))
+            return self._restore(y, operator, generator=generator)
 
     def prepare(
         self, sample: torch.Tensor, operator: Operator, *, generator: torch.Generator | None = None
