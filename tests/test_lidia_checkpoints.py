@@ -60,7 +60,8 @@ def authors_state(rgb: bool, small: bool, seed: int = 0) -> dict[str, torch.Tens
             state[f"weights_net{i}.fc{j}.weight"] = torch.randn(14, 14, generator=gen) / 14**0.5
             put(f"weights_net{i}.bn{j}.", _batchnorm(gen, 14))
         state[f"weights_net{i}.fc_out.weight"] = torch.randn(14, 14, generator=gen) / 14**0.5
-        state[f"weights_net{i}.fc_out.bias"] = torch.randn(14, generator=gen) * 0.1
+        # Neighbour weights away from 0, as trained ones are: scale 1 divides by the first one.
+        state[f"weights_net{i}.fc_out.bias"] = 1 + 0.1 * torch.randn(14, generator=gen)
         state[f"alpha{i}"] = torch.rand(1, generator=gen)
     part2 = "separable_fc_net.sep_part2."
     put(part2 + "ver_hor_bn_re2.ver_hor.", _ver_hor(gen, v, v, 56, 56))
