@@ -24,7 +24,7 @@ from restore.batch_options import BatchOptions, check_options, check_outputs_pos
 from restore.batch_report import BatchReport, JobLog, ReportOnly
 from restore.batch_settings import earlier_settings, refuse_changed, settings_record
 from restore.batch_worker import BatchWorker
-from restore.devices import check_device
+from restore.devices import AUTO, check_device
 from restore.errors import RestoreError
 from restore.io import MAX_PIXELS
 from restore.options import as_dict, build_options
@@ -113,8 +113,9 @@ def run(
         sigma_poisson: signal-dependent noise: its std at full scale, [0, 1] units.
         mask: inpaint mask: an image file (white = observed) or ``random:FRACTION``,
             drawn per image from ``seed`` and the output's name (the same on a rerun).
-        device: "cpu", "cuda", "cuda:1", ...; default: a restorer object's own, else "cpu".
-            A restorer object on another device is refused, never moved.
+        device: "auto" (the default: CUDA, then Apple MPS, then the CPU; ``report.device`` says
+            which), "cpu", "cuda", "cuda:1", "mps"; one absent here is refused before any work.
+            A restorer object runs on its own device: another one is refused, never moved.
         batch_size: images per group and tiles per restorer call.
         tile: tile side in input pixels (0: whole images).
         overlap: pixels neighbouring tiles share, blended (default: the pipeline's).
@@ -181,7 +182,7 @@ def run(
         refuse_changed(sources, settings, earlier, opts.overwrite)
     restorer = model if isinstance(model, Restorer) else load(name, device=device, progress=progress, **options)
     check_tile(opts, name, int(restorer.halo or 0))
-    report = BatchReport(log=journal_path)
+    report = BatchReport(log=journal_path, device=device)
     many = count != 1
     journal = JobLog(journal_path, report) if journal_path is not None else ReportOnly(report)
     with journal, tqdm(total=count, disable=not progress or not many, unit="img", desc=task) as bar:
@@ -209,9 +210,10 @@ def _model(model: str | Restorer, task: str, options: dict[str, Any]) -> tuple[s
 
 
 def _device(model: str | Restorer, device: str | None) -> str:
+    """The device the job runs on: "auto" resolved (CUDA, MPS, CPU); a restorer object's own, never moved."""
     if not isinstance(model, Restorer):
-        return device or "cpu"
-    if device is not None and check_device(device) != model.device:
+        return str(check_device(AUTO if device is None else device))
+    if device is not None and device != AUTO and check_device(device) != model.device:
         raise RestoreError(f"the restorer given is on {model.device}, not {device}: pass device='{model.device}' "
                            f"or move it first (restorer.to('{device}'))")
     return str(model.device)

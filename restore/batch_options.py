@@ -29,7 +29,7 @@ class BatchOptions:
     mask: str | None = None
     psf_mtf: float | None = None
     sigma_poisson: float | None = None
-    device: str = "cpu"
+    device: str = "auto"
     batch_size: int = 8
     tile: int = 512
     overlap: int | None = None

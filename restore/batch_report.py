@@ -19,11 +19,13 @@ class BatchReport:
             and for "done" the settings the output was made with.
         log: the JSON-lines file the records were appended to.
         removed: temp files of interrupted runs found beside the outputs and removed.
+        device: the device the job ran on ("auto" resolved, e.g. "cuda" or "cpu").
     """
 
     records: list[dict] = field(default_factory=list)
     log: Path | None = None
     removed: list[Path] = field(default_factory=list)
+    device: str | None = None
 
     def __str__(self) -> str:
         return f"{self.done} done, {self.skipped} skipped, {self.failed} failed (log: {self.log})"

@@ -13,7 +13,7 @@ import typer
 import typer.core
 
 from restore.errors import InternalFailure, RestoreError
-from restore.commands.task_command import KERNEL_HELP, POISSON_HELP, PSF_HELP
+from restore.commands.task_command import DEVICE_HELP, KERNEL_HELP, POISSON_HELP, PSF_HELP
 from restore.tasks import TASK_TABLE
 
 _display_type_rich = typer.core.TyperOption.display_type_rich
@@ -142,7 +142,7 @@ def tune(
         "AutoencoderKL folder (never downloaded)"),
     max_images: Optional[int] = typer.Option(None, "--max-images", help="use at most this many images of each folder"),
     seed: int = typer.Option(0, help="seed of stochastic models"),
-    device: str = typer.Option("cpu", help="cpu, cuda, cuda:1, ..."),
+    device: str = typer.Option("auto", help=DEVICE_HELP),
     tile: int = typer.Option(512, help="tile side the model runs with; 0: whole images"),
     precision: str = typer.Option("fp32", help="fp32 | fp16 | bf16 compute of the model (bf16: LIDIA ~1.6x faster)"),
     overwrite: bool = typer.Option(False, "--overwrite", help="replace an existing tuner file"),
@@ -172,7 +172,7 @@ def bench(
     limit: Optional[int] = typer.Option(None, help="only the first N images of each dataset (sorted by name)"),
     crop: Optional[int] = typer.Option(None, help="score the central CROP x CROP of each image (for slow models)"),
     seed: int = typer.Option(0, help="seed of the degradations and of stochastic models"),
-    device: str = typer.Option("cpu", help="cpu, cuda, cuda:1, ..."),
+    device: str = typer.Option("auto", help=DEVICE_HELP),
     threads: Optional[int] = typer.Option(None, help="CPU threads for torch and OpenCV (default: torch's)"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
 ) -> None:

@@ -28,6 +28,7 @@ import torch
 from tqdm import tqdm
 
 from restore.bands import BandGroup, band_slices
+from restore.devices import AUTO, check_device
 from restore.errors import RestoreError
 from restore.merging import RestorationMerger
 from restore.noise_field import PositionalNoise
@@ -62,19 +63,23 @@ def upscale_of(operator: Operator) -> int:
 def restorer_on(restorer: Restorer | str, device: str | torch.device | None) -> tuple[Restorer, torch.device]:
     """The restorer a pipeline runs and the device it runs on, never moving a restorer it was given.
 
-    A registry name is loaded and put on ``device`` (default "cpu"): the
+    A registry name is loaded and put on ``device`` (default "auto"): the
     pipeline owns that restorer. A restorer object runs where it already is:
     ``device`` defaults to its own, and another device is an error, since
     moving it would change the caller's object behind its back.
     """
     if isinstance(restorer, str):
-        target = torch.device(device if device is not None else "cpu")
+        target = check_device(device if device is not None else AUTO)
         return load(restorer).to(target), target
     own = torch.device(getattr(restorer, "device", "cpu"))
-    if device is not None and not same_device(own, torch.device(device)):
+    if device is not None and not _is_auto(device) and not same_device(own, check_device(device)):
         raise RestoreError(f"the restorer is on {own}, not on the requested device {device}: load it there "
                            f"(restore.load(name, device=...)) or move it first (restorer.to(device))")
     return restorer, own
+
+
+def _is_auto(device: str | torch.device) -> bool:
+    return isinstance(device, str) and device.strip().lower() == AUTO  # a restorer object: wherever it is
 
 
 def _setting(name: str) -> property:
@@ -92,7 +97,7 @@ class Pipeline:
             a quarter of the tile, at most 64, for stochastic restorers, and 0 for
             deterministic ones (their halo already makes tiles agree).
         batch_size: tiles per restorer call.
-        device: "cpu", "cuda", "cuda:1", ...; default the restorer's own. A restorer
+        device: "auto", "cpu", "cuda", "cuda:1", "mps"; default (and "auto") the restorer's own. A restorer
             object on another device is refused, not moved.
         precision: "fp32", "fp16" or "bf16" compute (outputs and accumulators stay fp32;
             a tile batch that comes out NaN or inf is redone in fp32).

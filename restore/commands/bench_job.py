@@ -21,7 +21,7 @@ def run_bench_command(*, task: str, datasets: list[Path], models: str, output: P
                       seed: int, device: str, threads: int | None, quiet: bool) -> None:
     """Check every option before any work, run the benchmark, say where the results are."""
     settings = settings_for(task, sigmas=sigmas, scales=scales, kernel=kernel, missing=missing)
-    check_device(device)
+    device = str(check_device(device))  # "auto" resolved: the tables name the device that ran
     if threads is not None:
         if threads < 1:
             raise RestoreError(f"--threads must be >= 1, got {threads}")

@@ -20,6 +20,7 @@ from restore.commands.files import plan_outputs
 from restore.commands.tune_restorer import check_tuner_options, load_tuner
 from restore.commands.units import denoise_sigma_from_cli, poisson_from_cli, sigma_to_cli
 from restore.commands.wording import cli_words
+from restore.devices import AUTO, auto_device, check_device
 from restore.errors import InternalFailure, RestoreError
 from restore.io import MAX_PIXELS, read_image
 from restore.options import parse_assignments
@@ -47,7 +48,7 @@ class RestoreJob:
     sigma_poisson: float | None = None
     adapt_ref: Path | None = None
     seed: int = 0
-    device: str = "cpu"
+    device: str = "auto"
     bit_depth: int | None = None
     overwrite: bool = False
     quiet: bool = False
@@ -69,6 +70,7 @@ class RestoreJob:
     strip_metadata: bool = False
     flags: dict[str, object] = field(default_factory=dict)  # OPTION_FLAGS given (None: not given)
     options: list[str] = field(default_factory=list)  # -O KEY=VALUE
+    device_note: str | None = None  # what "auto" chose, said once, with the first result (not before a usage error)
 
 
 def run_restore_job(job: RestoreJob) -> None:
@@ -80,6 +82,7 @@ def run_restore_job(job: RestoreJob) -> None:
     """
     check_model(job.model, job.task)
     check_tuner_options(job.perception, job.tuner)
+    job.device = resolve_device(job)
     options = restorer_options(job)
     check_output_settings(job.ext, job.suffix or "", job.quality)  # before they name any file
     pairs = plan_outputs(job.inputs, job.output, "restored", ext=job.ext, suffix=job.suffix, recursive=job.recursive)
@@ -104,6 +107,15 @@ def run_restore_job(job: RestoreJob) -> None:
             error = report.failures[0]["error"] or "failed"
             raise InternalFailure(error) if error.startswith("unexpected ") else RestoreError(error)
         raise RestoreError(f"{report.failed} of {len(report.records)} images failed (each named above)")
+
+
+def resolve_device(job: RestoreJob) -> str:
+    """The device to run on: "auto" resolved by the library (its choice said with the first result); others checked."""
+    if job.device.strip().lower() != AUTO:
+        return str(check_device(job.device))
+    device, why = auto_device()
+    job.device_note = f"device: {device} ({why})"
+    return str(device)
 
 
 def check_model(model: str, task: str) -> None:
@@ -150,6 +162,9 @@ def _restorer(job: RestoreJob, options: dict[str, object]):
 
 def _say_record(job: RestoreJob, record: dict, single: bool) -> None:
     status, output = record["status"], record["output"]
+    if job.device_note and (status != "failed" or not single):  # a single failure stays one line
+        _say(job, job.device_note)
+        job.device_note = None
     if status == "done":
         if record.get("sigma_estimated"):
             _say(job, f"{Path(record['input']).name}: estimated noise sigma = {sigma_to_cli(record['sigma'])} "

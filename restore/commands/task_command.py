@@ -24,6 +24,7 @@ PERCEPTION_HELP = "with --tuner: 0 = the model's output, 1 (default) = transport
 OVERLAP_HELP = "pixels neighbouring tiles share, blended (default per model)"
 VALUE_RANGE_HELP = "stored value of full scale, e.g. 4095 for 12-bit data (default: the type's max)"
 MAX_PIXELS_HELP = "refuse in-memory images with more pixels (default 16384^2; 0: no limit)"
+DEVICE_HELP = "auto (CUDA, then MPS, then CPU) | cpu | cuda | cuda:N | mps"
 OPTION_HELP = "restorer option, repeatable: -O steps=5 (see `restore models NAME`)"
 WEIGHTS_HELP = "the model's weights instead of the shipped ones (lidia: the authors' .pt or a convert-weights folder)"
 
@@ -73,7 +74,7 @@ def common_params(default_model: str) -> list[Param]:
         ("tuner", Optional[Path], _opt(None, "--tuner", help="deep-OT tuner from `restore tune`", panel="Model")),
         ("perception", Optional[float], _opt(None, help=PERCEPTION_HELP, panel="Model")),
         ("seed", int, _opt(0, help="seed of every random choice", panel=run)),
-        ("device", str, _opt("cpu", help="cpu, cuda, cuda:1, ...", panel=run)),
+        ("device", str, _opt("auto", help=DEVICE_HELP, panel=run)),
         ("tile", int, _opt(512, help="tile side in input pixels; 0: whole images", panel=run)),
         ("overlap", Optional[int], _opt(None, help=OVERLAP_HELP, panel=run)),
         ("batch_size", int, _opt(8, "--batch-size", help="tiles per restorer call", panel=run)),

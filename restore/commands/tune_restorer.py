@@ -10,6 +10,7 @@ import torch
 from tqdm import tqdm
 
 from restore.commands.units import sigma_from_cli
+from restore.devices import check_device
 from restore.errors import RestoreError
 from restore.io import list_images, read_image
 from restore.operator_specs import build_operator, validate_operator_spec
@@ -38,7 +39,7 @@ class TuneJob:
     autoencoder: str | None = None  # a shipped autoencoder or a local diffusers AutoencoderKL folder
     max_images: int | None = None
     seed: int = 0
-    device: str = "cpu"
+    device: str = "auto"
     tile: int = 512
     precision: str = "fp32"
     overwrite: bool = False
@@ -76,6 +77,7 @@ def _check_job(job: TuneJob) -> None:
                            f"{', '.join(names_for_task(job.task)) or 'none'}")
     validate_operator_spec(job.task, sigma=sigma_from_cli(job.sigma), kernel=job.kernel, scale=job.scale,
                            psf_mtf=job.psf_mtf)
+    check_device(job.device)  # before the folders are read
     if not 1 <= job.patch <= 5:
         raise RestoreError(f"--patch must be between 1 and 5 (latent patch side), got {job.patch}")
     if job.local_mean < 0 or job.local_mean % 2 == 0 and job.local_mean:

@@ -6,6 +6,7 @@ from typing import Callable, ClassVar
 
 import torch
 
+from restore.devices import check_device
 from restore.errors import RestoreError
 from restore.nets.threads import op_threads
 from restore.noise_field import GeneratorNoise, NoiseSource
@@ -200,12 +201,13 @@ def names_for_task(task: str) -> list[str]:
     return sorted(name for name, tasks in _TASKS.items() if task in tasks)
 
 
-def load(name: str, *, device: str | torch.device = "cpu", progress: bool | None = None, **options: object) -> Restorer:
+def load(name: str, *, device: str | torch.device = "auto", progress: bool | None = None, **options: object) -> Restorer:
     """Build the restorer registered as ``name`` with its shipped weights.
 
     Args:
         name: registry name, e.g. ``"lidia"`` or ``"nlm"``; ``"spandrel:FILE"`` for a model file.
-        device: where it runs.
+        device: where it runs: "auto" (CUDA, then MPS, then CPU; ``restorer.device`` says which), "cpu",
+            "cuda", "cuda:N" or "mps", refused up front when absent here.
         progress: show a bar over long loops (None: when stderr is a terminal).
         **options: its declared options (``restore models NAME`` lists them), e.g. ``steps=5``.
             Text values (``"5"``) are converted by the declared type.
@@ -216,7 +218,7 @@ def load(name: str, *, device: str | torch.device = "cpu", progress: bool | None
     base, named = split_model_name(name)
     for key in set(named) & set(options):
         raise RestoreError(f"option '{key}' of model '{base}' given twice (in the name '{name}' and as an option)")
-    return registered(base)(device=device, progress=progress, **named, **options)
+    return registered(base)(device=check_device(device), progress=progress, **named, **options)
 
 
 def split_model_name(name: str) -> tuple[str, dict[str, str]]:
